@@ -1,0 +1,225 @@
+package reaper
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// signalOffset is added to a signal number to form the exit status of a
+// process killed by that signal, as shells do.
+const signalOffset = 128
+
+// SetSubreaper makes the calling process a child subreaper
+// (prctl PR_SET_CHILD_SUBREAPER): orphans among its descendants are
+// reparented to it instead of to init. It needs no privilege. Call it once,
+// early, before starting container processes, and run a Monitor (Run) so
+// that the reparented orphans are reaped; without one they stay zombies.
+func SetSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
+	}
+	return nil
+}
+
+// ExitStatus is the one place that turns a wait status into an exit status:
+// a normal exit gives its exit code (0-255), death by signal N gives 128+N.
+// Any other status (stopped, continued; never produced by this package)
+// gives -1.
+func ExitStatus(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return signalOffset + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// Run installs a SIGCHLD handler (signal.Notify) before returning and starts
+// the reaping loop in a new goroutine. The loop does a reap pass at once and
+// then one per SIGCHLD, until ctx is done; then it stops the signal
+// handler, does a last pass, closes every Subscription and closes Done.
+//
+// Call Run once per Monitor; further calls do nothing. After the loop
+// stopped the Monitor never reaps again: children exit into zombies unless
+// someone else waits for them, and Start falls back to plain cmd.Wait. Errors
+// of a pass other than ECHILD are not reported by Run (they cannot happen
+// with valid arguments); the pass is retried on the next SIGCHLD.
+func (m *Monitor) Run(ctx context.Context) {
+	m.mu.Lock()
+	if m.running || m.stopped {
+		m.mu.Unlock()
+		return
+	}
+	m.running = true
+	m.mu.Unlock()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGCHLD)
+	go m.loop(ctx, sigs)
+}
+
+func (m *Monitor) loop(ctx context.Context, sigs chan os.Signal) {
+	for {
+		_ = m.Reap()
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			signal.Stop(sigs)
+			_ = m.Reap()
+			m.shutdown()
+			return
+		}
+	}
+}
+
+// Reap does one non-blocking reaping pass now: it calls wait4(-1, WNOHANG)
+// until no exited child is left (0 or ECHILD), retrying EINTR, and
+// broadcasts what it reaped to the current Subscriptions. ECHILD is not an
+// error. Run calls it for you; call it by hand in tests, or right after
+// SetSubreaper to collect orphans that were already waiting. Passes are
+// serialised. It returns ErrStopped after the loop started by Run stopped.
+func (m *Monitor) Reap() error {
+	m.pass.Lock()
+	defer m.pass.Unlock()
+	if m.isStopped() {
+		return ErrStopped
+	}
+	exits, err := reapAll()
+	m.broadcast(exits)
+	return err
+}
+
+// reapAll reaps every child that has exited, without blocking.
+func reapAll() ([]Exit, error) {
+	var exits []Exit
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ECHILD):
+			return exits, nil
+		case err != nil:
+			return exits, os.NewSyscallError("wait4", err)
+		case pid <= 0:
+			return exits, nil
+		}
+		exits = append(exits, Exit{Pid: pid, Status: ExitStatus(ws), Timestamp: time.Now()})
+	}
+}
+
+// Start starts cmd with its exit watched by the Monitor, and has the
+// signature of the ProcessMonitor interface of the OCI binding. It
+// subscribes before cmd.Start, so the exit cannot be missed however soon it
+// happens. If cmd.Start fails, the subscription is closed and the error
+// returned.
+//
+// The returned wait function blocks until the Monitor reaped cmd's process
+// and returns its exit status (ExitStatus convention; a non-zero status is
+// not an error). It then calls cmd.Wait only to release cmd's pipes and
+// copying goroutines, ignoring the "no child processes" error this gives.
+// The error of wait is non-nil only if releasing failed in another way.
+// Call wait exactly once (further calls return the same result); until it is
+// called, the subscription queues every exit of the process and cmd's pipes
+// stay open. Never call cmd.Wait yourself. The Monitor must be Run, or wait
+// blocks; if its loop stops first, wait falls back to cmd.Wait.
+func (m *Monitor) Start(cmd *exec.Cmd) (func() (int, error), error) {
+	sub := m.Subscribe()
+	if err := cmd.Start(); err != nil {
+		sub.Close()
+		return nil, err
+	}
+	return sync.OnceValues(func() (int, error) {
+		return m.wait(cmd, sub)
+	}), nil
+}
+
+// wait picks cmd's exit out of sub. If the Monitor stops before the exit
+// was reaped nobody else will reap it, so it waits directly.
+func (m *Monitor) wait(cmd *exec.Cmd, sub *Subscription) (int, error) {
+	pid := cmd.Process.Pid
+	for {
+		e, err := sub.Next(context.Background())
+		if err != nil {
+			sub.Close()
+			return waitDirect(cmd)
+		}
+		if e.Pid == pid {
+			sub.Close()
+			return e.Status, release(cmd)
+		}
+	}
+}
+
+// release calls cmd.Wait on a process the Monitor already reaped, so that
+// os/exec closes its pipes and ends its copying goroutines. Process.Wait
+// then fails with ECHILD (Go's pidfd or wait4 path alike); that and an
+// *exec.ExitError are expected and dropped.
+func release(cmd *exec.Cmd) error {
+	err := cmd.Wait()
+	var exitErr *exec.ExitError
+	if err == nil || isNoChild(err) || errors.As(err, &exitErr) {
+		return nil
+	}
+	return err
+}
+
+// isNoChild reports whether err says the child was already reaped. Go wraps
+// ECHILD in *os.SyscallError ("wait" or "waitid"); the text check covers
+// wrappers that lost the errno.
+func isNoChild(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ECHILD) {
+		return true
+	}
+	return strings.Contains(err.Error(), syscall.ECHILD.Error())
+}
+
+// Direct has the shape of the ProcessMonitor interface of the OCI binding
+// for processes that are NOT subreapers and run no Monitor: it starts
+// commands with cmd.Start and waits with cmd.Wait. The zero value is ready
+// to use. Never use Direct while a Monitor is running in the same process:
+// the Monitor's loop may reap the child first and the status is lost.
+type Direct struct{}
+
+// Start starts cmd and returns a function that waits for it with cmd.Wait
+// and returns its exit status (ExitStatus convention); a non-zero status is
+// not an error. Call wait exactly once (further calls return the same
+// result), or the child stays a zombie and its pipes stay open.
+func (Direct) Start(cmd *exec.Cmd) (func() (int, error), error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return sync.OnceValues(func() (int, error) {
+		return waitDirect(cmd)
+	}), nil
+}
+
+// waitDirect waits with cmd.Wait and maps the result to an exit status;
+// an *exec.ExitError is a status, not an error.
+func waitDirect(cmd *exec.Cmd) (int, error) {
+	err := cmd.Wait()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		err = nil
+	}
+	ps := cmd.ProcessState
+	if ps == nil {
+		return -1, err
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok {
+		return ps.ExitCode(), err
+	}
+	return ExitStatus(unix.WaitStatus(ws)), err
+}
