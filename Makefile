@@ -1,0 +1,42 @@
+# Tether: build, demo, test, bench.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN := $(CURDIR)/bin
+DEMO_ROOT ?= /tmp/tether-demo
+BENCH_JSON ?=
+export PATH := $(dir $(GO)):$(PATH)
+
+.PHONY: all deps build demo test unit lint bench fuzz clean
+
+all: build
+
+deps:
+	@bash hack/deps.sh
+
+build:
+	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+
+# demo: a container's whole life on the embedded busybox bundle.
+demo: deps build
+	@bash hack/demo.sh $(BIN) $(DEMO_ROOT)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+	$(GO) vet ./...
+
+# test: every test, with the race detector. As root the integration tests
+# must run: TETHER_REQUIRE_ROOT_TESTS turns their skip into a failure.
+test: deps build lint
+	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=$$( [ "$$(id -u)" = 0 ] && echo 1 ) \
+	  $(GO) test -race -timeout 14m -p 2 ./...
+
+bench: deps build
+	TETHER_BIN_DIR=$(BIN) $(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON))
+
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./crilog/
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./crilog/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,107 @@
+// Command tether-shim serves one container. A manager runs
+// "tether-shim start --root R --id ID" with a ready pipe on fd 3; that start
+// helper re-executes itself as "serve" in a new session with its stdio on
+// the shim log and exits at once, so the shim belongs to no manager.
+//
+// Signals: SIGTERM, SIGINT and SIGHUP are logged and ignored (the shim ends
+// only when its container is deleted, so an accidental kill of a process
+// group never loses a container's exit); SIGPIPE is ignored (a client that
+// hangs up mid-answer is an error on that connection only); SIGCHLD drives
+// the reaper. SIGKILL of the shim leaves the container running: a later
+// manager sees the shim gone and acts on the records.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/shim"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "tether-shim: usage: tether-shim start|serve --root DIR --id ID [--debug]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("tether-shim", flag.ExitOnError)
+	root := fs.String("root", "", "runtime root")
+	id := fs.String("id", "", "container ID")
+	debugLog := fs.Bool("debug", false, "log at debug level")
+	fs.Parse(os.Args[2:])
+	if *root == "" || shim.ValidID(*id) != nil {
+		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "start":
+		err = startDaemon(*root, *id, os.Args[2:])
+	case "serve":
+		err = serve(*root, *id, *debugLog)
+	default:
+		err = fmt.Errorf("unknown action %q: use start or serve", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tether-shim:", err)
+		os.Exit(1)
+	}
+}
+
+// startDaemon runs the shim proper in its own session, hands it the ready
+// pipe (fd 3) and returns without waiting.
+func startDaemon(root, id string, args []string) error {
+	logf, err := os.OpenFile(filepath.Join(root, id, shim.ShimLogFile),
+		os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, append([]string{"serve"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{os.NewFile(3, "ready")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+func serve(root, id string, debugLog bool) error {
+	// A shim's heap is tiny; collect often rather than let it grow.
+	debug.SetGCPercent(50)
+	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+	logger := logrus.New()
+	logger.SetOutput(os.Stderr) // the shim log, set up by the start helper
+	logger.SetFormatter(&logrus.JSONFormatter{})
+	if debugLog {
+		logger.SetLevel(logrus.DebugLevel)
+	}
+	log := logger.WithFields(logrus.Fields{"id": id, "shim_pid": os.Getpid()})
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for s := range sigs {
+			log.WithField("signal", s.String()).Warn("ignored: the shim ends only when its container is deleted")
+		}
+	}()
+	ready := os.NewFile(3, "ready")
+	syscall.CloseOnExec(3)
+	err := shim.Run(context.Background(), shim.Config{Root: root, ID: id, Ready: ready, Log: log})
+	if err != nil {
+		log.WithError(err).Error("shim failed")
+	}
+	return err
+}

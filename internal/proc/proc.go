@@ -1,0 +1,160 @@
+// Package proc identifies processes so that a stored pid is never mistaken
+// for an unrelated process that reused the number, and signals them only
+// after that identity is confirmed.
+//
+// An Identity is the pid, the process start time in clock ticks since boot
+// (field 22 of /proc/PID/stat) and the boot id. It owns nothing else.
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrGone is returned when the process an Identity names no longer exists,
+// or the pid now belongs to another process (use errors.Is).
+var ErrGone = errors.New("process gone")
+
+// Identity names one process for the life of one boot.
+type Identity struct {
+	Pid       int    `json:"pid"`
+	StartTime uint64 `json:"start_time"`
+	BootID    string `json:"boot_id"`
+}
+
+var bootOnce struct {
+	sync.Once
+	id  string
+	err error
+}
+
+// BootID returns the kernel's random boot id, read once.
+func BootID() (string, error) {
+	bootOnce.Do(func() {
+		b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		bootOnce.id, bootOnce.err = strings.TrimSpace(string(b)), err
+	})
+	return bootOnce.id, bootOnce.err
+}
+
+// Stat holds the fields of /proc/PID/stat that Tether uses.
+type Stat struct {
+	State     byte
+	PPid      int
+	StartTime uint64
+}
+
+// ReadStat parses /proc/PID/stat. A missing process gives ErrGone.
+func ReadStat(pid int) (Stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return Stat{}, fmt.Errorf("pid %d: %w", pid, ErrGone)
+		}
+		return Stat{}, err
+	}
+	return parseStat(b)
+}
+
+// parseStat reads the fields after the command name, which may itself hold
+// spaces and parentheses, so it starts after the last ')'.
+func parseStat(b []byte) (Stat, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return Stat{}, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+2:]))
+	// f[0] is field 3 (state); start time is field 22, so f[19].
+	if len(f) < 20 || len(f[0]) != 1 {
+		return Stat{}, errors.New("malformed /proc stat")
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	st, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return Stat{}, errors.New("malformed /proc stat")
+	}
+	return Stat{State: f[0][0], PPid: ppid, StartTime: st}, nil
+}
+
+// Identify returns the Identity of a live process.
+func Identify(pid int) (Identity, error) {
+	st, err := ReadStat(pid)
+	if err != nil {
+		return Identity{}, err
+	}
+	boot, err := BootID()
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{Pid: pid, StartTime: st.StartTime, BootID: boot}, nil
+}
+
+// Check reports nil when the process id names is still running (a zombie
+// counts as gone), ErrGone otherwise, including when the pid was reused or
+// the record is from an earlier boot.
+func (id Identity) Check() error {
+	if id.Pid <= 0 {
+		return fmt.Errorf("pid %d: %w", id.Pid, ErrGone)
+	}
+	if boot, err := BootID(); err != nil || boot != id.BootID {
+		return fmt.Errorf("pid %d is from an earlier boot: %w", id.Pid, ErrGone)
+	}
+	st, err := ReadStat(id.Pid)
+	if err != nil {
+		return err
+	}
+	if st.StartTime != id.StartTime {
+		return fmt.Errorf("pid %d now belongs to another process: %w", id.Pid, ErrGone)
+	}
+	if st.State == 'Z' || st.State == 'X' {
+		return fmt.Errorf("pid %d has exited: %w", id.Pid, ErrGone)
+	}
+	return nil
+}
+
+// Alive is Check() == nil.
+func (id Identity) Alive() bool { return id.Check() == nil }
+
+// Open returns a pidfd for the process id names, taken only after its
+// identity was confirmed, so signals sent through it reach that process or
+// nobody. The caller closes the fd.
+func (id Identity) Open() (int, error) {
+	fd, err := unix.PidfdOpen(id.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return -1, fmt.Errorf("pid %d: %w", id.Pid, ErrGone)
+		}
+		return -1, fmt.Errorf("pidfd_open %d: %w", id.Pid, err)
+	}
+	// The pidfd pins the process; check that it is the one we recorded.
+	if err := id.Check(); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// Signal sends sig to the process id names, or returns ErrGone without
+// signalling anyone when that process no longer exists.
+func (id Identity) Signal(sig syscall.Signal) error {
+	fd, err := id.Open()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pid %d: %w", id.Pid, ErrGone)
+		}
+		return fmt.Errorf("signal pid %d: %w", id.Pid, err)
+	}
+	return nil
+}

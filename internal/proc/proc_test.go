@@ -1,0 +1,69 @@
+package proc
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"syscall"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		ok   bool
+		want Stat
+	}{
+		{"plain", "12 (sh) S 1 12 12 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 777 0 0", true, Stat{'S', 1, 777}},
+		{"name with spaces and parens", "12 (a) b (c) R 5 12 12 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 42 0", true, Stat{'R', 5, 42}},
+		{"truncated", "12 (sh) S 1 12", false, Stat{}},
+		{"no paren", "garbage", false, Stat{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tc.in))
+			if (err == nil) != tc.ok || got != tc.want {
+				t.Fatalf("parseStat = %+v, %v; want %+v ok=%v", got, err, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestIdentityReuseIsDetected(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	id, err := Identify(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := id.Check(); err != nil {
+		t.Fatalf("live process reported gone: %v", err)
+	}
+	// The same pid with another start time stands for a reused pid.
+	other := id
+	other.StartTime++
+	if err := other.Signal(syscall.SIGKILL); !errors.Is(err, ErrGone) {
+		t.Fatalf("signal to a reused pid: %v, want ErrGone", err)
+	}
+	if err := id.Check(); err != nil {
+		t.Fatalf("the live process was hit: %v", err)
+	}
+	stale := id
+	stale.BootID = "another-boot"
+	if stale.Alive() {
+		t.Fatal("a record from an earlier boot counted as alive")
+	}
+	if err := id.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := id.Signal(syscall.SIGKILL); !errors.Is(err, ErrGone) {
+		t.Fatalf("signal after exit: %v, want ErrGone", err)
+	}
+	if _, err := ReadStat(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}

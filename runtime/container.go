@@ -1,0 +1,356 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/shim"
+	"golang.org/x/sys/unix"
+)
+
+// UnknownExitStatus is reported when a process ended while nobody could
+// see how (its shim died first). It is never 0.
+const UnknownExitStatus = 255
+
+// Container is a handle on one container folder. It caches nothing that
+// can change: every method reads the folder or asks the shim.
+type Container struct {
+	m   *Manager
+	id  string
+	dir string
+	rec *shim.Record // nil when the record could not be read
+	err error        // why rec is nil
+}
+
+// ID returns the container's ID.
+func (c *Container) ID() string { return c.id }
+
+// Dir returns the container's state folder.
+func (c *Container) Dir() string { return c.dir }
+
+// Record returns the container's record, or the error met reading it.
+func (c *Container) Record() (*shim.Record, error) { return c.rec, c.err }
+
+// LogPath is the container's output log (CRI format).
+func (c *Container) LogPath() string { return filepath.Join(c.dir, shim.OutputLogFile) }
+
+// Load finds the container id in the root. A container whose record is
+// corrupt still loads (its State says unknown and why), so it can be
+// deleted. A missing container gives ErrNotFound.
+func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
+	if err := shim.ValidID(id); err != nil {
+		return nil, err
+	}
+	dir := m.dir(id)
+	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w in %s: see 'tether list'", id, ErrNotFound, m.root)
+		}
+		return nil, err
+	}
+	c := &Container{m: m, id: id, dir: dir}
+	c.rec, c.err = shim.ReadRecord(dir)
+	return c, nil
+}
+
+// List loads every container in the root and asks each for its state, in
+// parallel; one that does not answer in time is reported unknown and does
+// not hold up the others.
+func (m *Manager) List(ctx context.Context) ([]*State, error) {
+	ents, err := os.ReadDir(m.root)
+	if err != nil {
+		return nil, fmt.Errorf("read root %s: %w", m.root, err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && shim.ValidID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	states := make([]*State, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			states[i] = m.stateOf(ctx, id)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(states, func(i, j int) bool { return states[i].ID < states[j].ID })
+	return states, nil
+}
+
+func (m *Manager) stateOf(ctx context.Context, id string) *State {
+	c, err := m.Load(ctx, id)
+	if err != nil {
+		return &State{ID: id, Status: shim.StatusUnknown, Reason: err.Error()}
+	}
+	st, err := c.State(ctx)
+	if err != nil {
+		return &State{ID: id, Status: shim.StatusUnknown, Reason: err.Error()}
+	}
+	return st
+}
+
+// shimAlive returns the shim's identity when its process still runs.
+func (c *Container) shimAlive() (proc.Identity, bool) {
+	id, err := shim.ReadPid(c.dir, shim.ShimPidFile)
+	return id, err == nil && id.Alive()
+}
+
+func (c *Container) client() *shim.Client { return shim.NewClient(c.dir) }
+
+// State reports the container's state. It never invents an exit status:
+// when the shim is gone it reads the exit record, and without one it says
+// the status is unknown and why.
+func (c *Container) State(ctx context.Context) (*State, error) {
+	if c.rec == nil {
+		return &State{ID: c.id, Status: shim.StatusUnknown, Reason: c.err.Error()}, nil
+	}
+	if sid, alive := c.shimAlive(); alive {
+		st, err := c.client().State(ctx)
+		if err == nil {
+			return st, nil
+		}
+		if exit, xerr := shim.ReadExit(c.dir, shim.ExitFile); xerr == nil {
+			return c.stopped(exit), nil
+		}
+		return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d does not answer: %v", sid.Pid, err)), nil
+	}
+	return c.stateWithoutShim(), nil
+}
+
+func (c *Container) base(status, reason string) *State {
+	created := c.rec.CreatedAt
+	st := &State{ID: c.id, Status: status, Bundle: c.rec.Bundle, CreatedAt: &created, Reason: reason}
+	if id, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil {
+		st.Pid = id.Pid
+	}
+	return st
+}
+
+func (c *Container) stopped(exit *shim.ExitRecord) *State {
+	st := c.base(shim.StatusStopped, exit.Reason)
+	st.ExitStatus, st.ExitedAt = &exit.Status, &exit.ExitedAt
+	return st
+}
+
+// stateWithoutShim decides from the records alone.
+func (c *Container) stateWithoutShim() *State {
+	exit, err := shim.ReadExit(c.dir, shim.ExitFile)
+	if err == nil {
+		return c.stopped(exit)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return c.base(shim.StatusUnknown, err.Error())
+	}
+	init, err := shim.ReadPid(c.dir, shim.InitPidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return c.base(shim.StatusUnknown, "create did not complete (no shim, no init): remove it with 'tether delete --force "+c.id+"'")
+	}
+	if err != nil {
+		return c.base(shim.StatusUnknown, err.Error())
+	}
+	if init.Alive() {
+		return c.base(shim.StatusUnknown, fmt.Sprintf("shim is gone but init pid %d still runs: 'tether delete --force %s' kills it", init.Pid, c.id))
+	}
+	status := UnknownExitStatus
+	st := c.base(shim.StatusStopped, "shim died before it recorded the exit; the exit status is unknown")
+	st.ExitStatus = &status
+	return st
+}
+
+// Start starts the container's init.
+func (c *Container) Start(ctx context.Context) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	return c.wrap("start", c.client().Start(ctx))
+}
+
+// Kill sends sig to init, or with all to every process of the container.
+// Without a shim, a still-running init is signalled by its recorded
+// identity, so a reused pid is never hit.
+func (c *Container) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	return c.KillExec(ctx, "", sig, all)
+}
+
+// KillExec signals the exec'd process exec ("" for init).
+func (c *Container) KillExec(ctx context.Context, exec string, sig syscall.Signal, all bool) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if _, alive := c.shimAlive(); !alive {
+		return c.killOrphan(exec, sig)
+	}
+	return c.wrap("kill", c.client().Kill(ctx, exec, sig, all))
+}
+
+func (c *Container) killOrphan(exec string, sig syscall.Signal) error {
+	name := shim.InitPidFile
+	dir := c.dir
+	if exec != "" {
+		name, dir = exec+".pid", filepath.Join(c.dir, shim.ExecDir)
+	}
+	id, err := shim.ReadPid(dir, name)
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
+	}
+	if err := id.Signal(sig); err != nil {
+		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
+	}
+	return nil
+}
+
+// Pause freezes every process of the container; Resume thaws them.
+func (c *Container) Pause(ctx context.Context) error {
+	return c.wrap("pause", c.client().Pause(ctx, true))
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume(ctx context.Context) error {
+	return c.wrap("resume", c.client().Pause(ctx, false))
+}
+
+// Wait blocks until init has exited and returns its exit record; an exit
+// that happened while no manager ran is returned at once. Only ctx bounds
+// it. When the shim died without recording the exit, the record says the
+// status is unknown (UnknownExitStatus) and why.
+func (c *Container) Wait(ctx context.Context) (*ExitRecord, error) {
+	return c.WaitExec(ctx, "")
+}
+
+// WaitExec is Wait for the exec'd process exec ("" for init).
+func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, error) {
+	if err := c.usable(); err != nil {
+		return nil, err
+	}
+	dir, name := c.dir, shim.ExitFile
+	if exec != "" {
+		dir, name = filepath.Join(c.dir, shim.ExecDir), exec+".exit.json"
+	}
+	for {
+		if exit, err := shim.ReadExit(dir, name); err == nil {
+			return exit, nil
+		}
+		if _, alive := c.shimAlive(); !alive {
+			return c.exitWithoutShim(dir, name)
+		}
+		exit, err := c.client().Wait(ctx, exec)
+		if err == nil {
+			return exit, nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, ErrUnresponsive) {
+			return nil, c.wrap("wait", err)
+		}
+		select { // the shim went away mid-wait: look again
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Container) exitWithoutShim(dir, name string) (*ExitRecord, error) {
+	if exit, err := shim.ReadExit(dir, name); err == nil {
+		return exit, nil
+	}
+	st := c.stateWithoutShim()
+	if st.ExitStatus == nil {
+		return nil, fmt.Errorf("wait %s: %s", c.id, st.Reason)
+	}
+	return &ExitRecord{Version: shim.SchemaVersion, Pid: st.Pid, Status: *st.ExitStatus, Reason: st.Reason}, nil
+}
+
+// Delete removes the container, its shim and its folder. A running
+// container is refused with ErrRunning unless force, which kills it first.
+// With force, a container whose shim or records are broken is removed
+// anyway: its runtime container deleted, its init killed by identity.
+func (c *Container) Delete(ctx context.Context, force bool) error {
+	sid, alive := c.shimAlive()
+	if alive && c.rec != nil {
+		err := c.client().Delete(ctx, force)
+		if err == nil {
+			waitGone(sid, 5*time.Second)
+			return nil
+		}
+		if !force || !errors.Is(err, ErrUnresponsive) {
+			return c.wrap("delete", err)
+		}
+		sid.Signal(syscall.SIGKILL)
+		waitGone(sid, 2*time.Second)
+	} else if alive {
+		sid.Signal(syscall.SIGKILL)
+		waitGone(sid, 2*time.Second)
+	}
+	if !force {
+		if st := c.stateWithoutShim(); c.rec != nil && st.Status == shim.StatusUnknown && strings.Contains(st.Reason, "still runs") {
+			return fmt.Errorf("delete %s: init still runs without a shim: use 'tether delete --force %s': %w", c.id, c.id, ErrRunning)
+		}
+	}
+	return c.cleanup(context.WithoutCancel(ctx))
+}
+
+// cleanup removes what a dead shim left: the runtime's container, a live
+// init (by identity), and the folder.
+func (c *Container) cleanup(ctx context.Context) error {
+	rt := &oci.Runtime{Command: c.m.opts.Runtime, Root: c.m.runtimeRoot(c.m.opts.Runtime), Args: c.m.opts.RuntimeArgs}
+	if c.rec != nil {
+		rt = &oci.Runtime{Command: c.rec.Runtime, Root: c.rec.RuntimeRoot, Args: c.rec.RuntimeArgs}
+	}
+	if init, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil && init.Alive() {
+		init.Signal(syscall.SIGKILL)
+	}
+	if err := rt.Delete(ctx, c.id, &oci.DeleteOpts{Force: true}); err != nil &&
+		!errors.Is(err, oci.ErrNotFound) && !errors.Is(err, oci.ErrBinaryNotFound) {
+		c.m.log.WithError(err).WithField("id", c.id).Warn("runtime delete")
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("delete %s: remove folder: %w", c.id, err)
+	}
+	return nil
+}
+
+// usable refuses operations on a container whose record is unreadable.
+func (c *Container) usable() error {
+	if c.rec == nil {
+		return fmt.Errorf("container %s is unusable (%v): remove it with 'tether delete --force %s'", c.id, c.err, c.id)
+	}
+	return nil
+}
+
+func (c *Container) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %w", op, c.id, err)
+}
+
+// waitGone waits until the process id names has exited, at most d.
+func waitGone(id proc.Identity, d time.Duration) bool {
+	fd, err := id.Open()
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds())+1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			break
+		}
+	}
+	return !id.Alive()
+}

@@ -1,0 +1,193 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/shim"
+)
+
+// readyTimeout bounds how long Create waits for a shim to report, if ctx
+// has no sooner deadline.
+const readyTimeout = 2 * time.Minute
+
+// CreateOpts are the options of Create; the zero value runs without a
+// terminal or stdin and never rotates the log.
+type CreateOpts struct {
+	// Terminal gives the container a pty; the bundle's process.terminal
+	// must say so too.
+	Terminal bool
+	// Stdin keeps a pipe to the container's stdin open in its shim.
+	Stdin bool
+	// LogMaxSize rotates output.log past this many bytes; 0 never rotates.
+	LogMaxSize int64
+	// LogMaxFiles is how many rotated logs are kept; 0 means 1.
+	LogMaxFiles int
+}
+
+// Create makes a container from the bundle folder and leaves it in the
+// created state, with a shim serving it. On error nothing is left behind:
+// no folder, no shim, no runtime container. The error is one line: an
+// invalid ID or bundle gives ErrInvalid, a taken ID ErrExists, a missing
+// runtime ErrRuntimeNotFound, and the OCI runtime's own message otherwise.
+func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateOpts) (*Container, error) {
+	rec, err := m.newRecord(id, bundleDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	dir := m.dir(id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %s: %w: pick another ID or remove it with 'tether delete %s'", id, ErrExists, id)
+		}
+		return nil, fmt.Errorf("create state folder: %w", err)
+	}
+	crashPoint("after-mkdir")
+	if err := m.startShim(ctx, dir, rec); err != nil {
+		m.abandon(context.WithoutCancel(ctx), dir, rec)
+		return nil, err
+	}
+	return m.Load(ctx, id)
+}
+
+// newRecord checks everything it can before anything is made.
+func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record, error) {
+	if err := shim.ValidID(id); err != nil {
+		return nil, err
+	}
+	if bundleDir == "" {
+		bundleDir = "."
+	}
+	abs, err := filepath.Abs(bundleDir)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := bundle.Validate(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if opts.Terminal != spec.Process.Terminal {
+		return nil, fmt.Errorf("%w: bundle %s has process.terminal=%v but -t=%v: make them agree (tether bundle -t makes a terminal bundle)",
+			ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)
+	}
+	if opts.LogMaxSize < 0 || opts.LogMaxFiles < 0 {
+		return nil, fmt.Errorf("%w: log size and file count must not be negative", ErrInvalid)
+	}
+	rt, err := m.lookRuntime()
+	if err != nil {
+		return nil, err
+	}
+	boot, _ := proc.BootID()
+	return &shim.Record{Version: shim.SchemaVersion, ID: id, Bundle: abs, Runtime: rt,
+		RuntimeRoot: m.runtimeRoot(rt), RuntimeArgs: m.opts.RuntimeArgs,
+		Terminal: opts.Terminal, Stdin: opts.Stdin, LogMaxSize: opts.LogMaxSize,
+		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot}, nil
+}
+
+// startShim writes the record, starts the shim through its start helper
+// (which exits at once, so the shim is orphaned and belongs to no manager)
+// and waits for the shim's ready message.
+func (m *Manager) startShim(ctx context.Context, dir string, rec *shim.Record) error {
+	if err := shim.WriteJSON(dir, shim.RecordFile, rec); err != nil {
+		return err
+	}
+	crashPoint("after-record")
+	bin, err := m.shimBinary()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	args := []string{"start", "--root", m.root, "--id", rec.ID}
+	if m.opts.ShimDebug {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{w}
+	var stderr limitedBuffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("start shim: %v: %s", err, stderr.String())
+	}
+	crashPoint("after-shim-spawn")
+	return readReady(ctx, r, dir)
+}
+
+// readReady waits for the shim's one-line report.
+func readReady(ctx context.Context, r *os.File, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	line, err := bufio.NewReader(r).ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("waiting for the shim: %w", context.Cause(ctx))
+	}
+	var msg shim.ReadyMessage
+	if len(line) == 0 || json.Unmarshal(line, &msg) != nil {
+		return fmt.Errorf("the shim exited before it was ready: see %s", filepath.Join(dir, shim.ShimLogFile))
+	}
+	if msg.Error != "" {
+		return &shim.RemoteError{Msg: msg.Error, Err: codeError(msg.Code)}
+	}
+	return nil
+}
+
+func codeError(code string) error {
+	switch code {
+	case shim.CodeExists:
+		return ErrExists
+	case shim.CodeInvalid:
+		return ErrInvalid
+	}
+	return nil
+}
+
+// abandon undoes a failed create: the shim (if it is still there) is
+// killed by its recorded identity, the runtime's container removed, and the
+// folder deleted.
+func (m *Manager) abandon(ctx context.Context, dir string, rec *shim.Record) {
+	if id, err := shim.ReadPid(dir, shim.ShimPidFile); err == nil {
+		id.Signal(9)
+		waitGone(id, 2*time.Second)
+	}
+	c := &Container{m: m, id: rec.ID, dir: dir, rec: rec}
+	c.cleanup(ctx)
+}
+
+// limitedBuffer keeps the first 4 KiB written to it.
+type limitedBuffer struct{ b []byte }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4096 - len(l.b); room > 0 {
+		l.b = append(l.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (l *limitedBuffer) String() string { return string(l.b) }
+
+// crashPoint kills the process when TETHER_CRASH_POINT names this point.
+// It exists for the crash-recovery tests and does nothing otherwise.
+func crashPoint(name string) {
+	if os.Getenv("TETHER_CRASH_POINT") == name {
+		p, _ := os.FindProcess(os.Getpid())
+		p.Kill()
+		select {}
+	}
+}

@@ -1,0 +1,144 @@
+// Package runtime is the manager's Go API: it creates containers through
+// detached tether-shim processes and finds them again from the runtime root
+// after the manager restarted, so a supervisor can crash or be upgraded
+// while its containers run on.
+//
+// A Manager holds no state of its own beyond its options: everything is
+// read from the root on each call, so two managers (or two CLI calls) on the
+// same root see the same containers. It does not reap container processes
+// or write exit records: the shims do.
+//
+//	m, err := runtime.New(runtime.Opts{Root: "/run/tether"})
+//	c, err := m.Create(ctx, "web", "/srv/bundles/web", runtime.CreateOpts{})
+//	err = c.Start(ctx)
+//	exit, err := c.Wait(ctx)   // survives a restart of the manager: Load and Wait again
+//	err = c.Delete(ctx, false)
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/shim"
+)
+
+// DefaultRoot is the runtime root used when Opts.Root is empty.
+const DefaultRoot = "/run/tether"
+
+// Errors a caller can branch on with errors.Is. Errors from a shim carry
+// the same sentinels (they are the shim package's).
+var (
+	ErrNotFound   = shim.ErrNotFound
+	ErrExists     = shim.ErrExists
+	ErrNotRunning = shim.ErrNotRunning
+	ErrRunning    = shim.ErrRunning
+	ErrInvalid    = shim.ErrInvalid
+	// ErrUnresponsive: the container's shim did not answer in time.
+	ErrUnresponsive = shim.ErrUnresponsive
+	// ErrRuntimeNotFound: the OCI runtime binary is not on PATH.
+	ErrRuntimeNotFound = errors.New("OCI runtime not found")
+	// ErrShimNotFound: the tether-shim binary could not be found.
+	ErrShimNotFound = errors.New("tether-shim not found")
+)
+
+// State is what the manager reports of a container (see shim.State).
+type State = shim.State
+
+// ExitRecord is the end of a process as its shim recorded it.
+type ExitRecord = shim.ExitRecord
+
+// Opts configure a Manager. Every field has a usable zero value.
+type Opts struct {
+	// Root is the runtime root; "" means DefaultRoot. Created with mode
+	// 0711 if missing.
+	Root string
+	// Runtime is the OCI runtime binary, a name looked up on PATH or a
+	// path; "" means "runc". Only Create uses it: a container keeps the
+	// runtime it was created with.
+	Runtime string
+	// RuntimeArgs are extra global arguments for the runtime.
+	RuntimeArgs []string
+	// ShimBinary is the tether-shim binary; "" means the tether-shim beside
+	// the running executable, then on PATH.
+	ShimBinary string
+	// ShimDebug makes new shims log at debug level.
+	ShimDebug bool
+	// Log receives the manager's own log lines; nil means logrus's
+	// standard logger.
+	Log *logrus.Entry
+}
+
+// Manager creates and finds containers in one root. It is safe for
+// concurrent use.
+type Manager struct {
+	opts Opts
+	root string
+	log  *logrus.Entry
+}
+
+// New returns a Manager for opts.Root, creating the root if needed. The
+// error names the folder and says what to do when it cannot be made.
+func New(opts Opts) (*Manager, error) {
+	root := opts.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, err)
+	}
+	if err := os.MkdirAll(abs, 0o711); err != nil {
+		return nil, fmt.Errorf("cannot create root %s: %v: pick a writable folder with --root", abs, err)
+	}
+	if opts.Runtime == "" {
+		opts.Runtime = "runc"
+	}
+	log := opts.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &Manager{opts: opts, root: abs, log: log}, nil
+}
+
+// Root returns the absolute runtime root.
+func (m *Manager) Root() string { return m.root }
+
+// runtimeRoot is the --root given to the OCI runtime named name.
+func (m *Manager) runtimeRoot(name string) string {
+	return filepath.Join(m.root, ".oci", filepath.Base(name))
+}
+
+// lookRuntime resolves the runtime binary or says how to get it.
+func (m *Manager) lookRuntime() (string, error) {
+	path, err := exec.LookPath(m.opts.Runtime)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q is not on PATH: install it (apt-get install %s) or choose another with --runtime",
+			ErrRuntimeNotFound, m.opts.Runtime, filepath.Base(m.opts.Runtime))
+	}
+	return path, nil
+}
+
+// shimBinary finds tether-shim.
+func (m *Manager) shimBinary() (string, error) {
+	if m.opts.ShimBinary != "" {
+		return m.opts.ShimBinary, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "tether-shim")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("tether-shim")
+	if err != nil {
+		return "", fmt.Errorf("%w: put it beside tether or on PATH ('make build' makes bin/tether-shim)", ErrShimNotFound)
+	}
+	return p, nil
+}
+
+// dir is the state folder of a container.
+func (m *Manager) dir(id string) string { return filepath.Join(m.root, id) }

@@ -1,0 +1,135 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/tether-run/tether/runtime/oci"
+	"golang.org/x/sys/unix"
+)
+
+// consoleTimeout bounds the wait for the runtime to send the pty master.
+const consoleTimeout = 10 * time.Second
+
+// consoleSocket receives the pty master that the OCI runtime sends over
+// --console-socket (SCM_RIGHTS).
+type consoleSocket struct {
+	path string
+	ln   *net.UnixListener
+}
+
+func listenConsole(path string) (*consoleSocket, error) {
+	os.Remove(path)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &consoleSocket{path: path, ln: ln}, nil
+}
+
+func (c *consoleSocket) close() {
+	c.ln.Close()
+	os.Remove(c.path)
+}
+
+// receive accepts one connection and takes the fd it carries.
+func (c *consoleSocket) receive() (console.Console, error) {
+	conn, err := c.ln.AcceptUnix()
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, fmt.Errorf("receive pty master: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, errors.New("receive pty master: no control message")
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, errors.New("receive pty master: expected one fd")
+	}
+	unix.CloseOnExec(fds[0])
+	f := os.NewFile(uintptr(fds[0]), "pty-master")
+	con, err := console.ConsoleFromFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return con, nil
+}
+
+// withIO prepares a process's stdio, runs fn (the runtime's create or
+// exec) with the runtime's ends, and closes the shim's copies of those ends
+// afterwards. Without a terminal fn gets pipes; with one it gets the path
+// of a console socket, and the pty master it receives becomes the
+// process's IO.
+func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sock string,
+	fn func(*stdioFiles, string) error) error {
+	if !terminal {
+		files, err := pio.newPipes(stdin)
+		if err != nil {
+			return fmt.Errorf("create pipes: %w", err)
+		}
+		err = fn(files, "")
+		files.close()
+		if err != nil {
+			pio.closeStdin()
+		}
+		return err
+	}
+	cs, err := listenConsole(sock)
+	if err != nil {
+		return err
+	}
+	defer cs.close()
+	type result struct {
+		c   console.Console
+		err error
+	}
+	got := make(chan result, 1)
+	go func() { c, err := cs.receive(); got <- result{c, err} }()
+	if err := fn(nil, sock); err != nil {
+		return err
+	}
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return r.err
+		}
+		pio.setConsole(r.c)
+		return nil
+	case <-time.After(consoleTimeout):
+		return errors.New("the runtime sent no terminal on the console socket")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func ociIO(io *stdioFiles) oci.IO {
+	if io == nil {
+		return oci.IO{}
+	}
+	return oci.IO{Stdin: io.in, Stdout: io.out, Stderr: io.err}
+}
+
+func setCreateIO(o *oci.CreateOpts, io *stdioFiles, consoleSocket string) {
+	o.IO, o.ConsoleSocket = ociIO(io), consoleSocket
+}
+
+func setExecIO(o *oci.ExecOpts, io *stdioFiles, consoleSocket string) {
+	o.IO, o.ConsoleSocket = ociIO(io), consoleSocket
+}

@@ -1,0 +1,257 @@
+package shim
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/console"
+	"github.com/tether-run/tether/crilog"
+)
+
+// followerBuffer is how many chunks a live follower may fall behind before
+// it is dropped: a slow follower loses its place, the container never waits.
+const followerBuffer = 256
+
+// ioDrainTimeout bounds how long an exit waits for output still in the pipes
+// (a daemonised grandchild may hold them open for ever).
+const ioDrainTimeout = 2 * time.Second
+
+type chunk struct {
+	kind byte
+	data []byte
+}
+
+// follower is one live reader of a process's output.
+type follower struct {
+	ch     chan chunk
+	closed bool
+}
+
+// fanout copies output to live followers without ever blocking the writer.
+type fanout struct {
+	mu   sync.Mutex
+	subs map[*follower]struct{}
+	done bool
+}
+
+func (f *fanout) add() *follower {
+	fl := &follower{ch: make(chan chunk, followerBuffer)}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		fl.closed = true
+		close(fl.ch)
+		return fl
+	}
+	if f.subs == nil {
+		f.subs = map[*follower]struct{}{}
+	}
+	f.subs[fl] = struct{}{}
+	return fl
+}
+
+func (f *fanout) remove(fl *follower) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.drop(fl)
+}
+
+func (f *fanout) drop(fl *follower) {
+	delete(f.subs, fl)
+	if !fl.closed {
+		fl.closed = true
+		close(fl.ch)
+	}
+}
+
+// tee is called by the log copier with each chunk it read; p is reused by
+// the caller, so it is copied, and only when someone listens.
+func (f *fanout) tee(s crilog.Stream, p []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.subs) == 0 {
+		return
+	}
+	c := chunk{kind: FrameStdout, data: append([]byte(nil), p...)}
+	if s == crilog.Stderr {
+		c.kind = FrameStderr
+	}
+	for fl := range f.subs {
+		select {
+		case fl.ch <- c:
+		default:
+			f.drop(fl)
+		}
+	}
+}
+
+// close ends every follower once all output has been delivered.
+func (f *fanout) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.done = true
+	for fl := range f.subs {
+		f.drop(fl)
+	}
+}
+
+// procIO is the output and input of one process: the log it is drained
+// into, its live followers, its stdin and, with a terminal, its pty master.
+type procIO struct {
+	log     *crilog.Writer
+	fan     fanout
+	copies  sync.WaitGroup
+	mu      sync.Mutex
+	stdin   io.WriteCloser // nil without stdin
+	console console.Console
+}
+
+// stdioFiles are the runtime's ends of the pipes, closed by the shim once
+// the runtime has handed them to the process.
+type stdioFiles struct {
+	in, out, err *os.File
+}
+
+func (f *stdioFiles) close() {
+	for _, x := range []*os.File{f.in, f.out, f.err} {
+		if x != nil {
+			x.Close()
+		}
+	}
+}
+
+// newPipes creates the pipes for a process without a terminal and starts
+// draining them into the log. The returned files go to the runtime.
+func (pio *procIO) newPipes(withStdin bool) (*stdioFiles, error) {
+	var rt stdioFiles
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	rt.out, rt.err = outW, errW
+	if withStdin {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			rt.close()
+			outR.Close()
+			errR.Close()
+			return nil, err
+		}
+		rt.in, pio.stdin = inR, inW
+	}
+	pio.drain(crilog.Stdout, outR)
+	pio.drain(crilog.Stderr, errR)
+	return &rt, nil
+}
+
+// drain copies r into the log until EOF, then closes r.
+func (pio *procIO) drain(s crilog.Stream, r io.ReadCloser) {
+	pio.copies.Add(1)
+	go func() {
+		defer pio.copies.Done()
+		defer r.Close()
+		pio.log.Copy(s, eioAsEOF{r}, pio.fan.tee)
+	}()
+}
+
+// setConsole takes the pty master: output is drained like stdout, input
+// goes to it.
+func (pio *procIO) setConsole(c console.Console) {
+	pio.mu.Lock()
+	pio.console = c
+	pio.stdin = c
+	pio.mu.Unlock()
+	pio.copies.Add(1)
+	go func() {
+		defer pio.copies.Done()
+		pio.log.Copy(crilog.Stdout, eioAsEOF{c}, pio.fan.tee)
+	}()
+}
+
+// eioAsEOF ends a pty read cleanly: reading a master whose slave side has
+// been closed by every process gives EIO, which means end of output.
+type eioAsEOF struct{ r io.Reader }
+
+func (e eioAsEOF) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, syscall.EIO) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// waitDrained waits for the copiers, at most ioDrainTimeout, then flushes
+// the log. It reports whether everything was drained.
+func (pio *procIO) waitDrained() bool {
+	done := make(chan struct{})
+	go func() { pio.copies.Wait(); close(done) }()
+	ok := true
+	select {
+	case <-done:
+	case <-time.After(ioDrainTimeout):
+		ok = false
+	}
+	pio.log.Flush()
+	pio.fan.close()
+	return ok
+}
+
+// writeStdin forwards input; it blocks while the process does not read.
+func (pio *procIO) writeStdin(p []byte) error {
+	pio.mu.Lock()
+	w := pio.stdin
+	pio.mu.Unlock()
+	if w == nil {
+		return errors.New("stdin is closed or was not opened: create the container with -i")
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+// closeStdin delivers end of input. With a terminal it sends the EOF
+// character instead, since closing the master would hang up the process.
+func (pio *procIO) closeStdin() error {
+	pio.mu.Lock()
+	defer pio.mu.Unlock()
+	if pio.console != nil {
+		_, err := pio.console.Write([]byte{4})
+		return err
+	}
+	if pio.stdin == nil {
+		return nil
+	}
+	err := pio.stdin.Close()
+	pio.stdin = nil
+	return err
+}
+
+func (pio *procIO) resize(w, h uint16) error {
+	pio.mu.Lock()
+	c := pio.console
+	pio.mu.Unlock()
+	if c == nil {
+		return errors.New("no terminal: create the process with -t")
+	}
+	return c.Resize(console.WinSize{Width: w, Height: h})
+}
+
+// close releases everything; called when the process is deleted.
+func (pio *procIO) close() {
+	pio.closeStdin()
+	pio.mu.Lock()
+	if pio.console != nil {
+		pio.console.Close()
+	}
+	pio.mu.Unlock()
+	pio.log.Close()
+}
