@@ -1,0 +1,247 @@
+// Package testutil holds what Tether's integration tests share: the root
+// gate, the binaries under test, a fresh runtime root per test that is
+// cleaned up even when the test fails, and busybox bundles.
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/runtime"
+	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/shim"
+)
+
+// RequireRoot skips t when not root, with the reason; when
+// TETHER_REQUIRE_ROOT_TESTS is set (make test as root) it fails instead,
+// so CI can never pass on skipped integration tests.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("TETHER_REQUIRE_ROOT_TESTS") != "" {
+		t.Fatal("integration tests need root and TETHER_REQUIRE_ROOT_TESTS is set")
+	}
+	t.Skip("needs root: containers are started with the real runc (run as root, e.g. sudo make test)")
+}
+
+// RequireRuntime skips t when the OCI runtime binary is missing, or fails
+// under TETHER_REQUIRE_ROOT_TESTS.
+func RequireRuntime(t testing.TB, name string) {
+	t.Helper()
+	RequireRoot(t)
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("TETHER_REQUIRE_ROOT_TESTS") != "" {
+			t.Fatalf("%s is not installed: make deps installs it", name)
+		}
+		t.Skipf("%s is not installed: apt-get install %s", name, name)
+	}
+}
+
+var build struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// BinDir returns the folder holding tether and tether-shim: TETHER_BIN_DIR
+// when set (make test sets it), otherwise a build made once per test binary.
+func BinDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("TETHER_BIN_DIR"); d != "" {
+		return d
+	}
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "tetherbin")
+		if build.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", build.dir+"/",
+			"github.com/tether-run/tether/cmd/tether", "github.com/tether-run/tether/cmd/tether-shim").CombinedOutput()
+		if err != nil {
+			build.err = errors.New(string(out))
+		}
+	})
+	if build.err != nil {
+		t.Fatalf("build binaries: %v", build.err)
+	}
+	return build.dir
+}
+
+// Env is one test's runtime root and the tools to use it.
+type Env struct {
+	T       testing.TB
+	Root    string
+	Runtime string
+	Bin     string
+	mgr     *runtime.Manager
+}
+
+// NewEnv makes a fresh short root (socket paths stay under 108 bytes) for
+// the OCI runtime named rt and registers a cleanup that kills every shim
+// and init by recorded identity, deletes every runtime container and
+// removes the root, whatever the test's outcome.
+func NewEnv(t testing.TB, rt string) *Env {
+	t.Helper()
+	RequireRuntime(t, rt)
+	root, err := os.MkdirTemp("", "tt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{T: t, Root: root, Runtime: rt, Bin: BinDir(t)}
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+// Manager returns a runtime.Manager on the env's root.
+func (e *Env) Manager() *runtime.Manager {
+	e.T.Helper()
+	if e.mgr == nil {
+		m, err := runtime.New(runtime.Opts{Root: e.Root, Runtime: e.Runtime,
+			ShimBinary: filepath.Join(e.Bin, "tether-shim")})
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		e.mgr = m
+	}
+	return e.mgr
+}
+
+// NewManager returns a new Manager on the same root: a "restarted" manager.
+func (e *Env) NewManager() *runtime.Manager {
+	e.mgr = nil
+	return e.Manager()
+}
+
+// Bundle writes a busybox bundle running args into a fresh folder.
+func (e *Env) Bundle(args ...string) string {
+	return e.BundleWith(bundle.Options{Args: args})
+}
+
+// BundleWith writes a bundle with the given options.
+func (e *Env) BundleWith(opts bundle.Options) string {
+	e.T.Helper()
+	dir, err := os.MkdirTemp("", "tb")
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { os.RemoveAll(dir) })
+	if err := bundle.Write(filepath.Join(dir, "b"), opts); err != nil {
+		e.T.Fatal(err)
+	}
+	return filepath.Join(dir, "b")
+}
+
+// Result is what a CLI call did.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Tether runs the CLI on the env's root and waits for it.
+func (e *Env) Tether(args ...string) Result {
+	e.T.Helper()
+	cmd := e.Command(args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.T.Fatalf("run tether %v: %v", args, err)
+	}
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// MustTether runs the CLI and fails the test unless it exits 0.
+func (e *Env) MustTether(args ...string) string {
+	e.T.Helper()
+	r := e.Tether(args...)
+	if r.Code != 0 {
+		e.T.Fatalf("tether %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Command returns an unstarted CLI command on the env's root.
+func (e *Env) Command(args ...string) *exec.Cmd {
+	full := append([]string{"--root", e.Root, "--runtime", e.Runtime}, args...)
+	return exec.Command(filepath.Join(e.Bin, "tether"), full...)
+}
+
+// cleanup removes everything the test started, by recorded identity only.
+func (e *Env) cleanup() {
+	ents, _ := os.ReadDir(e.Root)
+	for _, ent := range ents {
+		if ent.IsDir() && shim.ValidID(ent.Name()) == nil {
+			e.cleanContainer(filepath.Join(e.Root, ent.Name()), ent.Name())
+		}
+	}
+	e.cleanRuntimeRoots()
+	os.RemoveAll(e.Root)
+}
+
+// cleanRuntimeRoots deletes runtime containers that have no folder (a
+// create cut off half-way).
+func (e *Env) cleanRuntimeRoots() {
+	roots, _ := filepath.Glob(filepath.Join(e.Root, ".oci", "*"))
+	for _, r := range roots {
+		rt := &oci.Runtime{Command: filepath.Base(r), Root: r}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		list, _ := rt.List(ctx)
+		for _, st := range list {
+			rt.Delete(ctx, st.ID, &oci.DeleteOpts{Force: true})
+		}
+		cancel()
+	}
+}
+
+func (e *Env) cleanContainer(dir, id string) {
+	if sid, err := shim.ReadPid(dir, shim.ShimPidFile); err == nil {
+		sid.Signal(syscall.SIGKILL)
+	}
+	if init, err := shim.ReadPid(dir, shim.InitPidFile); err == nil {
+		init.Signal(syscall.SIGKILL)
+	}
+	execs, _ := filepath.Glob(filepath.Join(dir, shim.ExecDir, "*.pid"))
+	for _, p := range execs {
+		if x, err := shim.ReadPid(filepath.Dir(p), filepath.Base(p)); err == nil {
+			x.Signal(syscall.SIGKILL)
+		}
+	}
+	rt := &oci.Runtime{Command: e.Runtime, Root: filepath.Join(e.Root, ".oci", e.Runtime)}
+	if rec, err := shim.ReadRecord(dir); err == nil {
+		rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot, Args: rec.RuntimeArgs}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rt.Delete(ctx, id, &oci.DeleteOpts{Force: true})
+}
+
+// Eventually polls cond every 20 ms until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Runtimes lists the OCI runtimes every integration suite runs with.
+var Runtimes = []string{"runc", "crun"}
