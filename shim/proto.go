@@ -31,6 +31,9 @@ const (
 	OpCloseStdin = "close_stdin"
 	OpPause      = "pause"
 	OpResume     = "resume"
+	// OpStats reports the shim's own resource use (Stats): goroutines,
+	// open fds and connections, for leak checks and debugging.
+	OpStats = "stats"
 )
 
 // Limits of the protocol; a peer that passes them gets an error reply and
@@ -75,6 +78,7 @@ type Response struct {
 	Code    string      `json:"code,omitempty"`
 	State   *State      `json:"state,omitempty"`
 	Exit    *ExitRecord `json:"exit,omitempty"`
+	Stats   *Stats      `json:"stats,omitempty"`
 }
 
 // Status values of a container or process, as the CLI prints them.
@@ -84,6 +88,9 @@ const (
 	StatusPaused  = "paused"
 	StatusStopped = "stopped"
 	StatusUnknown = "unknown"
+	// StatusCreating is answered while the shim is still running the OCI
+	// runtime's create: the container is not usable yet.
+	StatusCreating = "creating"
 )
 
 // State describes a container (or, in Execs, its exec'd processes).
@@ -108,6 +115,18 @@ type ExecState struct {
 	Pid        int        `json:"pid"`
 	ExitStatus *int       `json:"exit_status,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
+	// Reason says why the exit status is not the process's own doing (for
+	// example ReasonInitExited); empty otherwise.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Stats is the shim's own resource use, as OpStats reports it.
+type Stats struct {
+	Goroutines int `json:"goroutines"`
+	// FDs is the number of open file descriptors of the shim process.
+	FDs int `json:"fds"`
+	// Conns is the number of control connections open, this one included.
+	Conns int `json:"conns"`
 }
 
 // Frame kinds on a streaming connection.
@@ -192,3 +211,36 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	}
 	return hdr[0], buf, nil
 }
+
+// knownOps lists the operations a shim serves.
+var knownOps = map[string]bool{OpState: true, OpStart: true, OpKill: true, OpWait: true,
+	OpDelete: true, OpExec: true, OpAttach: true, OpResize: true, OpCloseStdin: true,
+	OpPause: true, OpResume: true, OpStats: true}
+
+// Validate checks what can be checked of a request without the shim's
+// state: the protocol version, a known operation, a well-formed exec ID
+// and a signal in range. The error wraps ErrInvalid, or ErrVersion for
+// another protocol version, and is one line.
+func (r *Request) Validate() error {
+	if r.Version != SchemaVersion {
+		return fmt.Errorf("%w (%w): protocol version %d, this shim speaks %d", ErrVersion, ErrInvalid, r.Version, SchemaVersion)
+	}
+	if !knownOps[r.Op] {
+		return fmt.Errorf("%w: unknown operation %q", ErrInvalid, r.Op)
+	}
+	if r.Exec != "" {
+		if err := ValidID(r.Exec); err != nil {
+			return fmt.Errorf("exec %w", err)
+		}
+	}
+	if r.Op == OpKill && (r.Signal <= 0 || r.Signal > maxSignal) {
+		return fmt.Errorf("%w: signal %d is out of range 1-%d", ErrInvalid, r.Signal, maxSignal)
+	}
+	if r.Op == OpExec && (r.Process == nil || len(r.Process.Args) == 0) {
+		return fmt.Errorf("%w: exec needs a command", ErrInvalid)
+	}
+	return nil
+}
+
+// maxSignal is the highest signal number Linux has (SIGRTMAX).
+const maxSignal = 64

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/internal/atomicfile"
 	"github.com/tether-run/tether/internal/proc"
+	"golang.org/x/sys/unix"
 )
 
 // SchemaVersion is the version of every record this package writes and of
@@ -40,18 +42,21 @@ var (
 
 // Record is what the manager knows of a container, written once at create.
 type Record struct {
-	Version     int       `json:"version"`
-	ID          string    `json:"id"`
-	Bundle      string    `json:"bundle"`
-	Runtime     string    `json:"runtime"`      // binary name or path
-	RuntimeRoot string    `json:"runtime_root"` // --root given to it
-	RuntimeArgs []string  `json:"runtime_args,omitempty"`
-	Terminal    bool      `json:"terminal,omitempty"`
-	Stdin       bool      `json:"stdin,omitempty"`
-	LogMaxSize  int64     `json:"log_max_size,omitempty"`  // bytes; 0 never rotates
-	LogMaxFiles int       `json:"log_max_files,omitempty"` // rotated files kept
-	CreatedAt   time.Time `json:"created_at"`
-	BootID      string    `json:"boot_id"`
+	Version     int      `json:"version"`
+	ID          string   `json:"id"`
+	Bundle      string   `json:"bundle"`
+	Runtime     string   `json:"runtime"`      // binary name or path
+	RuntimeRoot string   `json:"runtime_root"` // --root given to it
+	RuntimeArgs []string `json:"runtime_args,omitempty"`
+	Terminal    bool     `json:"terminal,omitempty"`
+	Stdin       bool     `json:"stdin,omitempty"`
+	LogMaxSize  int64    `json:"log_max_size,omitempty"`  // bytes; 0 never rotates
+	LogMaxFiles int      `json:"log_max_files,omitempty"` // rotated files kept
+	// RuntimeTimeoutMS bounds each call of the OCI runtime the shim makes,
+	// in milliseconds; 0 means oci.DefaultTimeout (60 s).
+	RuntimeTimeoutMS int64     `json:"runtime_timeout_ms,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	BootID           string    `json:"boot_id"`
 }
 
 // PidRecord names a process with enough identity that a reused pid is never
@@ -115,23 +120,52 @@ func decodeRecord(name string, b []byte, v any) error {
 // ReadRecord reads the container record in dir and checks it names a
 // container.
 func ReadRecord(dir string) (*Record, error) {
-	var r Record
-	if err := ReadJSON(dir, RecordFile, &r); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, RecordFile))
+	if err != nil {
 		return nil, err
 	}
-	if r.ID == "" || r.Bundle == "" || r.Runtime == "" {
+	return parseRecord(b)
+}
+
+// parseRecord decodes and checks a container record: a valid ID, an
+// absolute bundle, a runtime, and no negative limit.
+func parseRecord(b []byte) (*Record, error) {
+	var r Record
+	if err := decodeRecord(RecordFile, b, &r); err != nil {
+		return nil, err
+	}
+	switch {
+	case r.ID == "" || r.Bundle == "" || r.Runtime == "":
 		return nil, fmt.Errorf("%s: %w: id, bundle or runtime missing", RecordFile, ErrCorrupt)
+	case ValidID(r.ID) != nil:
+		return nil, fmt.Errorf("%s: %w: id %q", RecordFile, ErrCorrupt, r.ID)
+	case !filepath.IsAbs(r.Bundle) || (r.RuntimeRoot != "" && !filepath.IsAbs(r.RuntimeRoot)):
+		return nil, fmt.Errorf("%s: %w: bundle and runtime_root must be absolute", RecordFile, ErrCorrupt)
+	case r.LogMaxSize < 0 || r.LogMaxFiles < 0 || r.RuntimeTimeoutMS < 0:
+		return nil, fmt.Errorf("%s: %w: negative limit", RecordFile, ErrCorrupt)
 	}
 	return &r, nil
 }
 
+// maxPid is the kernel's largest pid_max (PID_MAX_LIMIT on 64-bit).
+const maxPid = 1 << 22
+
 // ReadPid reads a PidRecord.
 func ReadPid(dir, name string) (proc.Identity, error) {
-	var r PidRecord
-	if err := ReadJSON(dir, name, &r); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
 		return proc.Identity{}, err
 	}
-	if r.Pid <= 0 {
+	return parsePid(name, b)
+}
+
+// parsePid decodes a PidRecord and checks its pid is a possible one.
+func parsePid(name string, b []byte) (proc.Identity, error) {
+	var r PidRecord
+	if err := decodeRecord(name, b, &r); err != nil {
+		return proc.Identity{}, err
+	}
+	if r.Pid <= 0 || r.Pid > maxPid {
 		return proc.Identity{}, fmt.Errorf("%s: %w: pid %d", name, ErrCorrupt, r.Pid)
 	}
 	return r.Identity, nil
@@ -148,9 +182,92 @@ func WritePid(dir, name string, pid int) (proc.Identity, error) {
 
 // ReadExit reads an ExitRecord; a missing file satisfies os.ErrNotExist.
 func ReadExit(dir, name string) (*ExitRecord, error) {
-	var e ExitRecord
-	if err := ReadJSON(dir, name, &e); err != nil {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
 		return nil, err
 	}
+	return parseExit(name, b)
+}
+
+// parseExit decodes an ExitRecord and checks its status is one a process
+// can end with (0-255) and its pid is not negative.
+func parseExit(name string, b []byte) (*ExitRecord, error) {
+	var e ExitRecord
+	if err := decodeRecord(name, b, &e); err != nil {
+		return nil, err
+	}
+	if e.Status < 0 || e.Status > 255 || e.Pid < 0 || e.Pid > maxPid {
+		return nil, fmt.Errorf("%s: %w: pid %d, status %d", name, ErrCorrupt, e.Pid, e.Status)
+	}
 	return &e, nil
+}
+
+// reserveSuffix names the file that holds room for a process's exit
+// record, so the record can still be written once the filesystem is full
+// (of the container's own log, most likely).
+const reserveSuffix = ".reserve"
+
+// reserveSize is the room set aside; an exit record is a few hundred bytes.
+const reserveSize = 4096
+
+// reserveExit sets aside reserveSize allocated bytes for the exit record
+// dir/name. Failing to reserve is not fatal: writeExit then writes the
+// usual way.
+func reserveExit(dir, name string) error {
+	f, err := os.OpenFile(filepath.Join(dir, name+reserveSuffix),
+		os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, reserveSize); err == nil {
+		return nil
+	}
+	_, err = f.Write(make([]byte, reserveSize)) // no fallocate on this filesystem
+	return err
+}
+
+// writeExit writes an exit record durably. With room reserved by
+// reserveExit, the record is written into that already allocated file,
+// which is then renamed into place, so it needs no new space; otherwise,
+// or if that fails, it is written like any record (after the reserve is
+// removed, which frees its room).
+func writeExit(dir, name string, rec *ExitRecord) error {
+	res := filepath.Join(dir, name+reserveSuffix)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	b = append(b, '\n')
+	if err := writeReserved(res, filepath.Join(dir, name), b); err == nil {
+		return atomicfile.SyncDir(dir)
+	}
+	os.Remove(res)
+	return WriteJSON(dir, name, rec)
+}
+
+// writeReserved puts b at the start of the reserve file res, cuts the file
+// to len(b), syncs it and renames it to path.
+func writeReserved(res, path string, b []byte) error {
+	if len(b) > reserveSize {
+		return errTooLarge
+	}
+	f, err := os.OpenFile(res, os.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(b)))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(res, path)
 }

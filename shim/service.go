@@ -7,29 +7,108 @@ import (
 	"fmt"
 	"net"
 	"os"
+	goruntime "runtime"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/runtime/oci"
 )
 
-// requestTimeout bounds how long a client may take to send its request.
-const requestTimeout = 10 * time.Second
+// Limits of the control socket. A peer is root or the shim's own user
+// (SO_PEERCRED), but a buggy or stuck one must still not be able to wedge
+// the shim: it gets requestTimeout to send its request, at most
+// maxPending connections may be waiting to send one (a new one evicts the
+// oldest), and at most maxConns may be open at all (wait and attach hold
+// theirs for as long as they like); past that, a new connection gets an
+// error reply and is closed.
+const (
+	requestTimeout = 5 * time.Second
+	maxPending     = 64
+	maxConns       = 1024
+)
 
 // deleteTimeout bounds the wait for init to die during a forced delete.
 const deleteTimeout = 10 * time.Second
 
-func (s *Shim) acceptLoop(ctx context.Context) {
+// errTooManyConns is the reply past maxConns.
+var errTooManyConns = fmt.Errorf("too many connections to this shim (%d): close some and try again", maxConns)
+
+// conns tracks the open control connections of a shim.
+type conns struct {
+	mu      sync.Mutex
+	open    int
+	pending []*net.UnixConn // oldest first: connected, request not read yet
+}
+
+// admit counts a new connection, or reports false past maxConns.
+func (c *conns) admit() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open >= maxConns {
+		return false
+	}
+	c.open++
+	return true
+}
+
+func (c *conns) release() {
+	c.mu.Lock()
+	c.open--
+	c.mu.Unlock()
+}
+
+func (c *conns) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open
+}
+
+// waiting marks conn as waiting for its request; past maxPending the
+// oldest waiting connection is closed, so idle clients cannot crowd out
+// live ones.
+func (c *conns) waiting(conn *net.UnixConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) >= maxPending {
+		c.pending[0].Close()
+		c.pending = c.pending[1:]
+	}
+	c.pending = append(c.pending, conn)
+}
+
+// read marks conn as no longer waiting for its request.
+func (c *conns) read(conn *net.UnixConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, p := range c.pending {
+		if p == conn {
+			c.pending = append(c.pending[:i:i], c.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// acceptLoop serves ln until it is closed. Each connection gets its own
+// goroutine: no client, however slow, holds up another or the reaping of
+// the container, which never waits on a connection.
+func (s *Shim) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 	for {
-		conn, err := s.ln.AcceptUnix()
+		conn, err := ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			s.log.WithError(err).Warn("accept")
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: let fds free up
+			continue
+		}
+		if !s.conns.admit() {
+			WriteMessage(conn, fail(errTooManyConns))
+			conn.Close()
 			continue
 		}
 		go s.handle(ctx, conn)
@@ -37,28 +116,23 @@ func (s *Shim) acceptLoop(ctx context.Context) {
 }
 
 // handle serves one connection: one request, one response, and for the
-// streaming operations the frames that follow.
+// streaming operations the frames that follow. A request that is too
+// large, malformed, of another protocol version or invalid gets an error
+// reply and the connection is closed.
 func (s *Shim) handle(ctx context.Context, conn *net.UnixConn) {
+	defer s.conns.release()
 	defer conn.Close()
 	if err := peerAllowed(conn); err != nil {
 		s.log.WithError(err).Warn("refused connection")
 		return
 	}
-	r := bufio.NewReader(conn)
-	conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	var req Request
-	if err := ReadMessage(r, &req); err != nil {
-		WriteMessage(conn, &Response{Version: SchemaVersion, Error: "bad request: " + err.Error(), Code: CodeInvalid})
-		return
-	}
-	conn.SetReadDeadline(time.Time{})
-	if req.Version != SchemaVersion {
-		WriteMessage(conn, &Response{Version: SchemaVersion, Code: CodeInvalid,
-			Error: fmt.Sprintf("protocol version %d not supported (shim speaks %d)", req.Version, SchemaVersion)})
+	req, r, err := s.readRequest(conn)
+	if err != nil {
+		WriteMessage(conn, fail(err))
 		return
 	}
 	log := s.log.WithFields(logrus.Fields{"op": req.Op, "exec": req.Exec})
-	resp, stream := s.call(ctx, &req, r, conn)
+	resp, stream := s.call(ctx, req, r, conn)
 	if resp.Error != "" {
 		log.WithField("error", resp.Error).Info("request failed")
 	}
@@ -66,6 +140,25 @@ func (s *Shim) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	stream()
+}
+
+// readRequest reads and checks the one request of a connection within
+// requestTimeout.
+func (s *Shim) readRequest(conn *net.UnixConn) (*Request, *bufio.Reader, error) {
+	s.conns.waiting(conn)
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	r := bufio.NewReader(conn)
+	var req Request
+	err := ReadMessage(r, &req)
+	s.conns.read(conn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: bad request: %v", ErrInvalid, err)
+	}
+	conn.SetReadDeadline(time.Time{})
+	if err := req.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &req, r, nil
 }
 
 func fail(err error) *Response {
@@ -77,6 +170,15 @@ func ok() *Response { return &Response{Version: SchemaVersion} }
 // call runs one request. A non-nil stream function is run after the
 // response was written.
 func (s *Shim) call(ctx context.Context, req *Request, r *bufio.Reader, conn *net.UnixConn) (*Response, func()) {
+	if req.Op == OpStats {
+		return &Response{Version: SchemaVersion, Stats: s.stats()}, nil
+	}
+	if !s.isCreated() {
+		if req.Op == OpState {
+			return &Response{Version: SchemaVersion, State: s.creatingState()}, nil
+		}
+		return fail(fmt.Errorf("container %s is still being created: try again once 'tether create' has returned", s.id)), nil
+	}
 	if req.Op == OpExec {
 		return s.exec(ctx, req, r, conn)
 	}
@@ -128,7 +230,7 @@ func (s *Shim) target(exec string) (*process, error) {
 	if p, ok := s.execs[exec]; ok {
 		return p, nil
 	}
-	return nil, fmt.Errorf("exec %q: %w", exec, ErrNotFound)
+	return nil, fmt.Errorf("exec %q in container %s: %w (see its execs with 'tether state %s')", exec, s.id, ErrNotFound, s.id)
 }
 
 func (s *Shim) start(ctx context.Context, p *process) error {
@@ -153,17 +255,50 @@ func (s *Shim) kill(ctx context.Context, p *process, sig syscall.Signal, all boo
 		return fmt.Errorf("%w: signal %d", ErrInvalid, sig)
 	}
 	status, pid, _ := p.current()
-	if status == StatusStopped {
-		return fmt.Errorf("process has exited: %w", ErrNotRunning)
-	}
 	if p != s.init {
-		return pid.Signal(sig)
+		return s.killExec(p, status, pid, sig, all)
+	}
+	if status == StatusStopped {
+		return fmt.Errorf("container %s has exited: %w", s.id, ErrNotRunning)
 	}
 	err := s.rt.Kill(ctx, s.id, sig, &oci.KillOpts{All: all})
 	if errors.Is(err, oci.ErrNotRunning) {
-		return fmt.Errorf("container has exited: %w", ErrNotRunning)
+		return fmt.Errorf("container %s has exited: %w", s.id, ErrNotRunning)
+	}
+	if err == nil && sig == syscall.SIGKILL && status == StatusPaused {
+		s.thawKilled(ctx)
 	}
 	return err
+}
+
+// killExec signals one exec'd process by its recorded identity.
+func (s *Shim) killExec(p *process, status string, pid proc.Identity, sig syscall.Signal, all bool) error {
+	if all {
+		return fmt.Errorf("%w: --all signals the whole container, not one exec'd process", ErrInvalid)
+	}
+	if status == StatusStopped {
+		return fmt.Errorf("exec %s in container %s has exited: %w", p.id, s.id, ErrNotRunning)
+	}
+	if err := pid.Signal(sig); err != nil {
+		if errors.Is(err, proc.ErrGone) {
+			return fmt.Errorf("exec %s in container %s has exited: %w", p.id, s.id, ErrNotRunning)
+		}
+		return err
+	}
+	return nil
+}
+
+// thawKilled resumes a paused container that was sent SIGKILL: a frozen
+// process does not die until thawed (cgroup v1 freezer; runc thaws by
+// itself, crun does not), and a killed container should end, as docker
+// does for kill of a paused container.
+func (s *Shim) thawKilled(ctx context.Context) {
+	if err := s.rt.Resume(ctx, s.id); err != nil {
+		// runc thaws a container it kills; its exit will be recorded.
+		s.log.WithError(err).Debug("resume after SIGKILL of a paused container")
+		return
+	}
+	s.init.transition(StatusRunning) // fails harmlessly if it has exited
 }
 
 func (s *Shim) pause(ctx context.Context, p *process, pause bool) error {
@@ -176,7 +311,7 @@ func (s *Shim) pause(ctx context.Context, p *process, pause bool) error {
 	}
 	status, _, _ := p.current()
 	if err := checkTransition(status, to); err != nil || status == StatusCreated {
-		return &TransitionError{From: status, To: to}
+		return fmt.Errorf("container %s is %s: %w", s.id, status, &TransitionError{From: status, To: to})
 	}
 	if err := op(ctx, s.id); err != nil {
 		return err
@@ -227,4 +362,30 @@ func (s *Shim) delete(ctx context.Context, req *Request) *Response {
 
 func sortExecs(es []ExecState) {
 	sort.Slice(es, func(i, j int) bool { return es[i].ID < es[j].ID })
+}
+
+// isCreated reports whether the runtime's create has succeeded.
+func (s *Shim) isCreated() bool {
+	select {
+	case <-s.created:
+		return true
+	default:
+		return false
+	}
+}
+
+// creatingState is the answer to state while create still runs.
+func (s *Shim) creatingState() *State {
+	created := s.rec.CreatedAt
+	return &State{ID: s.id, Status: StatusCreating, ShimPid: os.Getpid(),
+		Bundle: s.rec.Bundle, CreatedAt: &created}
+}
+
+// stats reports the shim's own resource use.
+func (s *Shim) stats() *Stats {
+	fds := -1
+	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
+		fds = len(ents) - 1 // the folder's own fd while it was read
+	}
+	return &Stats{Goroutines: goruntime.NumGoroutine(), FDs: fds, Conns: s.conns.count()}
 }

@@ -64,12 +64,21 @@ type Runtime struct {
 	Monitor ProcessMonitor
 	// Timeout is the deadline of each call whose context has no deadline.
 	// 0 means DefaultTimeout; negative means no deadline. When it expires
-	// the runtime process (not its children) is killed with SIGKILL and the
-	// error wraps context.DeadlineExceeded.
+	// (or the context ends) the runtime is killed with SIGKILL together
+	// with its process group: each call runs in a group of its own, so a
+	// hook or a half-made container process still in it dies too. The
+	// error wraps context.DeadlineExceeded (or the context's error).
 	Timeout time.Duration
 	// LogDir is where the per-call --log files (and Exec's temporary
 	// process and pid files) are created. "" means os.TempDir().
 	LogDir string
+	// Launcher, when not empty, runs the create and exec calls (the ones
+	// whose children become the container's processes) as
+	// Launcher[0] Launcher[1:]... <runtime path> <runtime args>: a program
+	// that adjusts its own process (its OOM score, say) and then executes
+	// the runtime in place, keeping its pid. Empty runs the runtime
+	// directly.
+	Launcher []string
 }
 
 // Status is the status of a container as reported by the runtime.
@@ -158,9 +167,12 @@ func (r *Runtime) callContext(ctx context.Context) (context.Context, context.Can
 //	<Command> [--root Root] --log logPath --log-format json [Args...] args...
 //
 // It fails with an error wrapping ErrBinaryNotFound if Command cannot be
-// found. When ctx ends, the runtime process is killed (SIGKILL); no process
-// group, session or parent-death signal is set, because for create and exec
-// the runtime's children become the container's processes.
+// found. The runtime leads a process group of its own; when ctx ends, that
+// group is killed (SIGKILL), so a hung hook or a half-made container
+// process goes with it (runc and crun give the container's processes a
+// session of their own, so a finished create's container is not in it).
+// No parent-death signal is set, because for create and exec the
+// runtime's children become the container's processes.
 func (r *Runtime) command(ctx context.Context, logPath string, args ...string) (*exec.Cmd, error) {
 	name := r.name()
 	path, err := exec.LookPath(name)
@@ -176,9 +188,28 @@ func (r *Runtime) command(ctx context.Context, logPath string, args ...string) (
 	argv = append(argv, args...)
 	cmd := exec.CommandContext(ctx, path, argv...)
 	cmd.Args[0] = name
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	cmd.WaitDelay = killWaitDelay
 	return cmd, nil
+}
+
+// launch makes cmd run through r.Launcher, which executes the runtime.
+func (r *Runtime) launch(cmd *exec.Cmd) {
+	argv := append(append([]string{}, r.Launcher...), cmd.Path)
+	cmd.Args = append(argv, cmd.Args[1:]...)
+	cmd.Path = r.Launcher[0]
+}
+
+// killGroup kills the runtime's process group (the runtime was started
+// as its leader) and the runtime itself. A runtime already reaped is left
+// alone: its group id may since have been reused.
+func killGroup(p *os.Process) error {
+	if err := p.Signal(syscall.Signal(0)); err != nil {
+		return err
+	}
+	syscall.Kill(-p.Pid, syscall.SIGKILL)
+	return p.Kill()
 }
 
 // call describes one runtime invocation for run.
@@ -213,6 +244,9 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	cmd, err := r.command(ctx, logPath, c.args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	if len(r.Launcher) > 0 && (c.op == "create" || c.op == "exec") {
+		r.launch(cmd)
 	}
 
 	var stdout, stderr *os.File
@@ -252,6 +286,9 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	}
 	status, err := wait()
 	if ctxErr := ctx.Err(); ctxErr != nil && (err != nil || status != 0) {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%s: the runtime did not finish in time and was killed with its process group: %w", prefix, ctxErr)
+		}
 		return nil, fmt.Errorf("%s: runtime killed: %w", prefix, ctxErr)
 	}
 	if err != nil {
