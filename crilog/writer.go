@@ -308,3 +308,27 @@ func (w *Writer) Close() error {
 	w.f = nil
 	return err
 }
+
+// Reopen continues the log in a file opened anew at its path, for a log
+// whose file (or folder) was removed and made again under the Writer; the
+// old file is closed. Rotation settings stay. A closed Writer gives an
+// error wrapping os.ErrClosed.
+func (w *Writer) Reopen() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.f == nil {
+		return fmt.Errorf("crilog: reopen %s: %w", w.path, os.ErrClosed)
+	}
+	f, err := openLogFile(w.path, os.O_RDWR)
+	if err != nil {
+		return fmt.Errorf("crilog: reopen: %w", err)
+	}
+	size, err := dropTornTail(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("crilog: reopen %s: %w", w.path, err)
+	}
+	old := w.f
+	w.f, w.size = f, size
+	return old.Close()
+}
