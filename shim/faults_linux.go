@@ -2,7 +2,21 @@ package shim
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/tether-run/tether/internal/proc"
+	"golang.org/x/sys/unix"
 )
+
+// leftoverTimeout bounds the killing of what a failed create left behind.
+const leftoverTimeout = 5 * time.Second
 
 // closeListener stops accepting control connections.
 func (s *Shim) closeListener() {
@@ -12,8 +26,203 @@ func (s *Shim) closeListener() {
 }
 
 // killLeftovers kills every process still below the shim after a failed
-// create.
-func (s *Shim) killLeftovers() {}
+// create. A runtime killed half-way (its deadline passed, or it was
+// SIGKILLed) can leave a half-made container process or a hook behind;
+// they are re-parented to the shim, the child subreaper, and nothing else
+// runs below it yet, so every child is a leftover. Each is signalled by
+// identity (pidfd), never by a bare pid the reaper may have freed.
+func (s *Shim) killLeftovers() {
+	deadline := time.Now().Add(leftoverTimeout)
+	for {
+		kids := children(os.Getpid())
+		if len(kids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.log.WithField("pids", kids).Warn("processes still below the shim after a failed create")
+			return
+		}
+		for _, pid := range kids {
+			if id, err := proc.Identify(pid); err == nil {
+				s.log.WithField("pid", pid).Info("killing what the failed create left")
+				id.Signal(syscall.SIGKILL)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // the reaper collects them
+	}
+}
 
-// watchFolder restores the state folder if it is removed under the shim.
-func (s *Shim) watchFolder(ctx context.Context) {}
+// children lists the live (not zombie) children of pid from /proc.
+func children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var kids []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := proc.ReadStat(n); err == nil && st.PPid == pid && st.State != 'Z' && st.State != 'X' {
+			kids = append(kids, n)
+		}
+	}
+	return kids
+}
+
+// folderWatch is the shim's watch on its own state folder.
+type folderWatch struct {
+	off      atomic.Bool // set by delete: the removal is ours
+	restored atomic.Int32
+}
+
+// watchFolder restores the state folder when it is removed or renamed
+// under the running shim (an rm -rf of the root, a tmp cleaner): the shim
+// still holds everything that was in it, and without it the container
+// would run on invisible to every manager, beyond the reach of
+// 'tether delete'. See restoreFolder for what comes back.
+func (s *Shim) watchFolder(ctx context.Context) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		s.log.WithError(err).Warn("cannot watch the state folder")
+		return
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: served by the poller
+	if err := s.addWatch(fd); err != nil {
+		f.Close()
+		s.log.WithError(err).Warn("cannot watch the state folder")
+		return
+	}
+	go s.watchLoop(ctx, f, fd)
+}
+
+const watchMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+
+func (s *Shim) addWatch(fd int) error {
+	_, err := unix.InotifyAddWatch(fd, s.dir, watchMask)
+	return err
+}
+
+// watchLoop waits for the folder to go and brings it back, until the
+// shim shuts down.
+func (s *Shim) watchLoop(ctx context.Context, f *os.File, fd int) {
+	defer f.Close()
+	go func() {
+		select {
+		case <-s.shutdown:
+		case <-ctx.Done():
+		}
+		f.SetReadDeadline(time.Unix(1, 0))
+	}()
+	buf := make([]byte, 4096)
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return
+		}
+		if !gone(buf[:n]) || s.watch.off.Load() {
+			continue
+		}
+		if err := s.restoreFolder(ctx); err != nil {
+			s.log.WithError(err).Error("state folder removed and not restored")
+			continue
+		}
+		if err := s.addWatch(fd); err != nil {
+			s.log.WithError(err).Warn("cannot watch the restored state folder")
+		}
+	}
+}
+
+// gone reports whether inotify events say the watched folder went away.
+func gone(b []byte) bool {
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		if ev.Mask&watchMask != 0 {
+			return true
+		}
+		b = b[min(len(b), unix.SizeofInotifyEvent+int(ev.Len)):]
+	}
+	return false
+}
+
+// restoreFolder makes the state folder again from what the shim holds:
+// the container record, the shim's and the processes' pid records, the
+// exit records of those that ended, room for the others', fresh output
+// logs (what was written before is gone with the old ones), a new shim
+// log and a new control socket. The container itself is untouched.
+func (s *Shim) restoreFolder(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(s.dir), 0o711); err != nil {
+		return err
+	}
+	if err := os.Mkdir(s.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	s.reopenShimLog()
+	errs := []error{WriteJSON(s.dir, RecordFile, s.rec),
+		WriteJSON(s.dir, ShimPidFile, PidRecord{Version: SchemaVersion, Identity: s.self}),
+		s.restoreProcess(s.init)}
+	s.mu.Lock()
+	execs := make([]*process, 0, len(s.execs))
+	for _, p := range s.execs {
+		execs = append(execs, p)
+	}
+	s.mu.Unlock()
+	if len(execs) > 0 {
+		errs = append(errs, os.MkdirAll(filepath.Join(s.dir, ExecDir), 0o700))
+	}
+	for _, p := range execs {
+		errs = append(errs, s.restoreProcess(p))
+	}
+	errs = append(errs, s.relisten(ctx))
+	s.watch.restored.Add(1)
+	s.log.Warn("the state folder was removed under the running shim and has been restored; output written before that is lost")
+	return errors.Join(errs...)
+}
+
+// restoreProcess writes back one process's pid record, and its exit
+// record or the room for it, and reopens its output log.
+func (s *Shim) restoreProcess(p *process) error {
+	_, pid, exit := p.current()
+	var errs []error
+	if pid.Pid > 0 {
+		errs = append(errs, WriteJSON(p.dir, p.pidName(), PidRecord{Version: SchemaVersion, Identity: pid}))
+	}
+	if exit != nil {
+		errs = append(errs, WriteJSON(p.dir, p.exitName, exit))
+	} else {
+		reserveExit(p.dir, p.exitName)
+	}
+	if p.io != nil && p.io.log != nil && exit == nil {
+		errs = append(errs, p.io.log.Reopen())
+	}
+	return errors.Join(errs...)
+}
+
+// reopenShimLog points the shim's stdout and stderr (where it logs) at a
+// new shim log in the restored folder.
+func (s *Shim) reopenShimLog() {
+	f, err := os.OpenFile(filepath.Join(s.dir, ShimLogFile),
+		os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if st, err := os.Stderr.Stat(); err == nil && st.Mode().IsRegular() {
+		unix.Dup3(int(f.Fd()), 1, 0)
+		unix.Dup3(int(f.Fd()), 2, 0)
+	}
+}
+
+// relisten binds a new control socket in the restored folder and serves
+// it; the old one, unreachable now, is closed.
+func (s *Shim) relisten(ctx context.Context) error {
+	ln, err := Listen(s.dir)
+	if err != nil {
+		return err
+	}
+	s.lnMu.Lock()
+	old := s.ln
+	s.ln = ln
+	s.lnMu.Unlock()
+	old.Close()
+	go s.acceptLoop(ctx, ln)
+	return nil
+}

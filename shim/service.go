@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"sync"
@@ -334,7 +335,10 @@ func (s *Shim) wait(p *process, r *bufio.Reader) *Response {
 }
 
 // delete removes the container: with force it is killed first. The folder
-// is gone before the answer is sent; the shim then exits.
+// is gone before the answer is sent; the shim then exits. A forced delete
+// gets through a runtime that cannot help (binary removed, hung, its
+// state lost): init is then killed by its recorded identity and the
+// runtime's state folder removed by hand.
 func (s *Shim) delete(ctx context.Context, req *Request) *Response {
 	ctx = context.WithoutCancel(ctx)
 	status, _, _ := s.init.current()
@@ -342,22 +346,72 @@ func (s *Shim) delete(ctx context.Context, req *Request) *Response {
 		return fail(fmt.Errorf("container %s is %s: stop it with 'tether kill' or use 'delete --force': %w", s.id, status, ErrRunning))
 	}
 	if status != StatusStopped {
-		s.rt.Delete(ctx, s.id, &oci.DeleteOpts{Force: true})
-		select {
-		case <-s.init.done:
-		case <-time.After(deleteTimeout):
-			return fail(errors.New("container init did not exit after SIGKILL"))
+		if err := s.stopInit(ctx); err != nil {
+			return fail(err)
 		}
 	}
-	if err := s.rt.Delete(ctx, s.id, &oci.DeleteOpts{Force: true}); err != nil && !errors.Is(err, oci.ErrNotFound) {
+	if err := s.runtimeDelete(ctx, req.Force); err != nil {
 		return fail(err)
 	}
 	s.killExecs()
 	s.init.io.close()
+	s.watch.off.Store(true) // the folder's removal is ours: do not restore it
 	if err := os.RemoveAll(s.dir); err != nil {
+		s.watch.off.Store(false)
 		return fail(fmt.Errorf("remove state folder: %w", err))
 	}
 	return ok()
+}
+
+// stopInitGrace is how long a forced delete waits for init to die after
+// the runtime said it killed it, before killing it by identity.
+const stopInitGrace = 2 * time.Second
+
+// stopInit kills the container for a forced delete: through the runtime,
+// which kills all its processes, or, if the runtime fails or init lives
+// on, by init's recorded identity (pidfd). It returns once init's exit
+// record is written.
+func (s *Shim) stopInit(ctx context.Context) error {
+	grace := stopInitGrace
+	if err := s.rt.Delete(ctx, s.id, &oci.DeleteOpts{Force: true}); err != nil {
+		s.log.WithError(err).Warn("runtime delete --force failed: killing init by identity")
+		grace = 0
+	}
+	select {
+	case <-s.init.done:
+		return nil
+	case <-time.After(grace):
+	}
+	_, pid, _ := s.init.current()
+	pid.Signal(syscall.SIGKILL) // ErrGone: it died meanwhile
+	select {
+	case <-s.init.done:
+		return nil
+	case <-time.After(deleteTimeout):
+		return fmt.Errorf("container %s: init pid %d did not exit after SIGKILL", s.id, pid.Pid)
+	}
+}
+
+// runtimeDelete removes the runtime's record of the stopped container. A
+// runtime that no longer knows it is fine. When the runtime fails (its
+// binary is gone, or it hung) the error stands unless force: then its
+// state folder is removed here and the delete goes on; the container's
+// cgroups, which only the runtime knows, may stay behind (empty).
+func (s *Shim) runtimeDelete(ctx context.Context, force bool) error {
+	err := s.rt.Delete(ctx, s.id, &oci.DeleteOpts{Force: true})
+	if err == nil || errors.Is(err, oci.ErrNotFound) {
+		return nil
+	}
+	if !force && !errors.Is(err, oci.ErrBinaryNotFound) {
+		return err
+	}
+	s.log.WithError(err).Warn("runtime delete failed: removing its state folder by hand")
+	if s.rec.RuntimeRoot != "" {
+		if rerr := os.RemoveAll(filepath.Join(s.rec.RuntimeRoot, s.id)); rerr != nil {
+			return fmt.Errorf("%w (and removing its state: %v)", err, rerr)
+		}
+	}
+	return nil
 }
 
 func sortExecs(es []ExecState) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,12 +31,15 @@ func withShortPath(path string, fn func(string) error) error {
 	return fn("/proc/self/fd/" + strconv.Itoa(fd) + "/" + filepath.Base(path))
 }
 
-// Listen binds the control socket of the container folder dir, replacing a
-// stale socket file left by a dead shim, with mode 0600.
+// Listen binds the control socket of the container folder dir with mode
+// 0600 (the folder itself is 0700), replacing a stale socket file left by
+// a dead shim. A socket that still accepts connections belongs to a live
+// shim and is never taken over: that gives an error wrapping ErrExists.
+// A path too long for a socket address is bound through /proc/self/fd.
 func Listen(dir string) (*net.UnixListener, error) {
 	path := filepath.Join(dir, SocketFile)
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket: %w", err)
+	if err := removeStale(path); err != nil {
+		return nil, err
 	}
 	var ln *net.UnixListener
 	err := withShortPath(path, func(p string) error {
@@ -52,6 +56,23 @@ func Listen(dir string) (*net.UnixListener, error) {
 		return nil, err
 	}
 	return ln, nil
+}
+
+// staleCheckTimeout bounds the probe of an existing socket file.
+const staleCheckTimeout = time.Second
+
+// removeStale removes the socket file at path unless a live shim serves it.
+func removeStale(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), staleCheckTimeout)
+	defer cancel()
+	if conn, err := dialSocket(ctx, path); err == nil {
+		conn.Close()
+		return fmt.Errorf("control socket %s: %w: a live shim serves it", path, ErrExists)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket: %w", err)
+	}
+	return nil
 }
 
 // dialSocket connects to the control socket at path.

@@ -1,0 +1,245 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// testShim serves a control socket for a container that is "created",
+// without any runtime: enough to exercise the connection handling.
+func testShim(t *testing.T, dir string) *Shim {
+	t.Helper()
+	logger := logrus.New()
+	logger.SetOutput(io.Discard)
+	s := &Shim{id: "c1", dir: dir, rec: &Record{Version: SchemaVersion, ID: "c1", Bundle: "/b", Runtime: "runc"},
+		log: logrus.NewEntry(logger), execs: map[string]*process{}, byPid: map[int]*process{},
+		shutdown: make(chan struct{}), created: make(chan struct{})}
+	s.init = &process{status: StatusCreated, done: make(chan struct{})}
+	close(s.created)
+	ln, err := Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ln = ln
+	go s.acceptLoop(context.Background(), ln)
+	t.Cleanup(s.closeListener)
+	return s
+}
+
+// rawCall sends raw bytes on a fresh connection and returns the reply.
+func rawCall(t *testing.T, dir, raw string) (*Response, error) {
+	t.Helper()
+	conn, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	conn.CloseWrite()
+	r := bufio.NewReader(conn)
+	var resp Response
+	if err := ReadMessage(r, &resp); err != nil {
+		return nil, err
+	}
+	if _, err := r.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection not closed after the reply: %v", err)
+	}
+	return &resp, nil
+}
+
+func TestControlSocketRefusesBadRequests(t *testing.T) {
+	dir := t.TempDir()
+	testShim(t, dir)
+	for _, tc := range []struct {
+		name, raw, want string
+	}{
+		{"malformed JSON", "{\"v\":1,\"op\":\n", "malformed message"},
+		{"not an object", "[1,2]\n", "malformed message"},
+		{"unknown version", `{"v":7,"op":"state"}` + "\n", "protocol version 7"},
+		{"unknown op", `{"v":1,"op":"format-disk"}` + "\n", "unknown operation"},
+		{"bad exec id", `{"v":1,"op":"wait","exec":"../../etc"}` + "\n", "ID \"../../etc\""},
+		{"signal out of range", `{"v":1,"op":"kill","signal":99}` + "\n", "signal 99"},
+		{"oversize", `{"v":1,"op":"` + strings.Repeat("a", MaxRequestSize+10), "message too large"},
+		{"half a request", `{"v":1,"op":"sta`, "unexpected EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := rawCall(t, dir, tc.raw)
+			if err != nil {
+				t.Fatalf("no error reply: %v", err)
+			}
+			if resp.Code != CodeInvalid || !strings.Contains(resp.Error, tc.want) || strings.Contains(resp.Error, "\n") {
+				t.Fatalf("reply %+v, want code %s and one line with %q", resp, CodeInvalid, tc.want)
+			}
+		})
+	}
+	resp, err := rawCall(t, dir, `{"v":1,"op":"state"}`+"\n")
+	if err != nil || resp.State == nil || resp.State.ID != "c1" {
+		t.Fatalf("state after bad requests: %+v, %v", resp, err)
+	}
+}
+
+// TestIdleClientsDoNotBlockOthers opens more idle connections than may
+// wait for a request; the oldest are closed, and a live client is still
+// answered at once.
+func TestIdleClientsDoNotBlockOthers(t *testing.T) {
+	dir := t.TempDir()
+	s := testShim(t, dir)
+	var idle []*net.UnixConn
+	for range maxPending + 20 {
+		c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	client := NewClient(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if st, err := client.State(ctx); err != nil || st.ID != "c1" {
+		t.Fatalf("state with %d idle clients: %v", len(idle), err)
+	}
+	// The oldest idle connections have been evicted: they read EOF.
+	idle[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("oldest idle connection not closed: %v", err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.conns.count() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted after every client left", s.conns.count())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestConnectionCap fills the shim up to maxConns with waiting clients:
+// one more gets a clear refusal, and once they go the shim answers again.
+func TestConnectionCap(t *testing.T) {
+	dir := t.TempDir()
+	testShim(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []*net.UnixConn
+	defer func() {
+		for _, c := range waits {
+			c.Close()
+		}
+	}()
+	for range maxConns {
+		c, err := dialSocket(ctx, filepath.Join(dir, SocketFile))
+		if err != nil {
+			t.Skipf("cannot open %d connections: %v", maxConns, err)
+		}
+		waits = append(waits, c)
+		WriteMessage(c, &Request{Version: SchemaVersion, Op: OpWait}) // init never exits here
+	}
+	stats := func() *Stats {
+		resp, err := rawCall(t, dir, `{"v":1,"op":"stats"}`+"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Stats
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := rawCall(t, dir, `{"v":1,"op":"state"}`+"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(resp.Error, "too many connections") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never refused past %d connections: %+v", maxConns, resp)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, c := range waits {
+		c.Close()
+	}
+	waits = nil
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if st := stats(); st != nil && st.Conns == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connections not released: %+v", stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestListenLongPathAndStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("d", 60), strings.Repeat("e", 60))
+	if err := os.MkdirAll(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(long, SocketFile)
+	if len(path) <= maxSunPath {
+		t.Fatalf("path of %d bytes is not long enough for the test", len(path))
+	}
+	ln, err := Listen(long)
+	if err != nil {
+		t.Fatalf("listen on a %d-byte path: %v", len(path), err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v, %v", fi, err)
+	}
+	// A live socket is never taken over.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := Listen(long); !errors.Is(err, ErrExists) {
+		t.Fatalf("second listener on a live socket: %v", err)
+	}
+	// A dead shim's socket file is replaced.
+	ln.Close() // SetUnlinkOnClose(false): the file stays, as after a kill -9
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("stale socket file not left: %v", err)
+	}
+	ln2, err := Listen(long)
+	if err != nil {
+		t.Fatalf("listen over a stale socket: %v", err)
+	}
+	defer ln2.Close()
+	go func() {
+		c, err := ln2.Accept()
+		if err == nil {
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	}()
+	c, err := dialSocket(context.Background(), path)
+	if err != nil {
+		t.Fatalf("dial the new socket: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("new socket not served: %v", err)
+	}
+}
