@@ -68,6 +68,9 @@ func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
 // not hold up the others.
 func (m *Manager) List(ctx context.Context) ([]*State, error) {
 	ents, err := os.ReadDir(m.root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // no container was ever created here
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read root %s: %w", m.root, err)
 	}
@@ -241,15 +244,20 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		dir, name = filepath.Join(c.dir, shim.ExecDir), exec+".exit.json"
 	}
 	for {
-		if exit, err := shim.ReadExit(dir, name); err == nil {
-			return exit, nil
-		}
+		// A live shim is asked first, not the record: the shim answers
+		// only once the record is durable and its own state says stopped,
+		// so whatever the caller does next (delete, state) finds the shim
+		// agreeing. Reading the record first would open a window where
+		// the record exists but the shim still reports running.
 		if _, alive := c.shimAlive(); !alive {
 			return c.exitWithoutShim(dir, name)
 		}
 		exit, err := c.client().Wait(ctx, exec)
 		if err == nil {
 			return exit, nil
+		}
+		if exit, rerr := shim.ReadExit(dir, name); rerr == nil {
+			return exit, nil // recorded, and the shim went away or does not know it
 		}
 		if ctx.Err() != nil || !errors.Is(err, ErrUnresponsive) {
 			return nil, c.wrap("wait", err)
@@ -282,7 +290,12 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if alive && c.rec != nil {
 		err := c.client().Delete(ctx, force)
 		if err == nil {
-			waitGone(sid, 5*time.Second)
+			// The folder is gone and the shim is on its way out; one that
+			// lingers has nothing left to guard, so it is made to go.
+			if !waitGone(sid, 10*time.Second) {
+				sid.Signal(syscall.SIGKILL)
+				waitGone(sid, 2*time.Second)
+			}
 			return nil
 		}
 		if !force || !errors.Is(err, ErrUnresponsive) {

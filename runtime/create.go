@@ -45,6 +45,9 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	if err != nil {
 		return nil, err
 	}
+	if err := m.makeRoot(); err != nil {
+		return nil, err
+	}
 	dir := m.dir(id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {

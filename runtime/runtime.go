@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/shim"
@@ -80,8 +81,11 @@ type Manager struct {
 	log  *logrus.Entry
 }
 
-// New returns a Manager for opts.Root, creating the root if needed. The
-// error names the folder and says what to do when it cannot be made.
+// New returns a Manager for opts.Root. It creates nothing: the root is
+// made (mode 0711) by the first Create, so a call that fails or only reads
+// leaves no trace. A root that can never be a folder (it, or the nearest
+// part of its path that exists, is a file) is refused here; the error names
+// the path and says what to do.
 func New(opts Opts) (*Manager, error) {
 	root := opts.Root
 	if root == "" {
@@ -91,8 +95,8 @@ func New(opts Opts) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", root, err)
 	}
-	if err := os.MkdirAll(abs, 0o711); err != nil {
-		return nil, fmt.Errorf("cannot create root %s: %v: pick a writable folder with --root", abs, err)
+	if err := checkRoot(abs); err != nil {
+		return nil, fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", abs, err)
 	}
 	if opts.Runtime == "" {
 		opts.Runtime = "runc"
@@ -102,6 +106,32 @@ func New(opts Opts) (*Manager, error) {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Manager{opts: opts, root: abs, log: log}, nil
+}
+
+// checkRoot reports why root cannot be a folder, without creating
+// anything: root, or its nearest existing ancestor, is not a folder.
+func checkRoot(root string) error {
+	for p := root; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			return nil
+		case err == nil:
+			return fmt.Errorf("%s is not a folder", p)
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+			return err
+		case p == filepath.Dir(p):
+			return err
+		}
+	}
+}
+
+// makeRoot creates the root on first use.
+func (m *Manager) makeRoot() error {
+	if err := os.MkdirAll(m.root, 0o711); err != nil {
+		return fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", m.root, err)
+	}
+	return nil
 }
 
 // Root returns the absolute runtime root.

@@ -15,15 +15,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/shim"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -68,6 +71,7 @@ func startDaemon(root, id string, args []string) error {
 	if err != nil {
 		return err
 	}
+	closeStrayFds()
 	cmd := exec.Command(self, append([]string{"serve"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{os.NewFile(3, "ready")}
@@ -77,6 +81,23 @@ func startDaemon(root, id string, args []string) error {
 		return err
 	}
 	return cmd.Process.Release()
+}
+
+// closeStrayFds marks every fd from 3 up close-on-exec, so that nothing the
+// manager inherited from its own caller (a shell's or CI runner's pipe left
+// without O_CLOEXEC) is pinned open for the life of the shim, which would
+// keep that caller waiting for an EOF. The ready pipe, fd 3, is handed on
+// explicitly through ExtraFiles, which clears the flag in the child.
+func closeStrayFds() {
+	if unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd") // kernels before 5.11
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 func serve(root, id string, debugLog bool) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -102,6 +103,13 @@ func cmdCreate(ctx context.Context, g *globals, args []string) error {
 
 // load parses the flags of a command that takes one ID and loads it.
 func load(ctx context.Context, g *globals, name string, args []string, extra func(*flagSet)) (*runtime.Container, error) {
+	return loadChecked(ctx, g, name, args, extra, nil)
+}
+
+// loadChecked is load with check (if not nil) run on the parsed flags
+// before the root is read, so a bad flag value is reported as such
+// whatever the state of the container.
+func loadChecked(ctx context.Context, g *globals, name string, args []string, extra func(*flagSet), check func() error) (*runtime.Container, error) {
 	fs := newFlags(name, g)
 	if extra != nil {
 		extra(fs)
@@ -113,6 +121,11 @@ func load(ctx context.Context, g *globals, name string, args []string, extra fun
 	id, err := oneID(pos)
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
 	}
 	m, err := g.manager()
 	if err != nil {
@@ -148,15 +161,18 @@ func cmdResume(ctx context.Context, g *globals, args []string) error {
 func cmdKill(ctx context.Context, g *globals, args []string) error {
 	var sigName, execID *string
 	var all *bool
-	c, err := load(ctx, g, "kill", args, func(fs *flagSet) {
+	var sig syscall.Signal
+	c, err := loadChecked(ctx, g, "kill", args, func(fs *flagSet) {
 		sigName = fs.String("signal", "TERM", "signal name or number")
 		all = fs.Bool("all", false, "signal every process of the container")
 		execID = fs.String("exec-id", "", "signal this exec'd process")
+	}, func() error {
+		var err error
+		if sig, err = parseSignal(*sigName); err != nil {
+			return usageError{err}
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	sig, err := parseSignal(*sigName)
 	if err != nil {
 		return err
 	}
