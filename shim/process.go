@@ -1,13 +1,22 @@
 package shim
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/reaper"
 )
+
+// ReasonInitExited is the Reason of an exec'd process's exit record when it
+// was killed because the container's init had exited: by the kernel (a
+// private pid namespace dies with its init) or by the shim (a shared one).
+const ReasonInitExited = "killed: container init exited"
 
 // process is the container's init or one exec'd process: its lifecycle
 // state, identity, exit and IO. The shim's exit dispatcher is the only
@@ -22,10 +31,12 @@ type process struct {
 	status string
 	pid    proc.Identity
 	exit   *ExitRecord
+	killed string        // why the shim killed it, if it did
 	done   chan struct{} // closed once exit is durable
 }
 
 func newProcess(id, dir, exitName string, pio *procIO) *process {
+	reserveExit(dir, exitName) // room for the exit record on a full disk
 	return &process{id: id, dir: dir, exitName: exitName, io: pio,
 		status: StatusCreated, done: make(chan struct{})}
 }
@@ -47,6 +58,78 @@ func (p *process) current() (string, proc.Identity, *ExitRecord) {
 	return p.status, p.pid, p.exit
 }
 
+// pidName is the name of the process's identity record in p.dir.
+func (p *process) pidName() string {
+	if p.id == "" {
+		return InitPidFile
+	}
+	return p.id + ".pid"
+}
+
+// recordPid writes the identity of pid as the process's pid record. Init's
+// is written durably. An exec'd process's is only renamed into place, not
+// synced: it matters only while this boot lasts (after a crash of the
+// machine every process it could name is gone, and the boot id says so),
+// and skipping two fsyncs keeps them off the exec hot path. Either way a
+// reader sees the whole record or none. A process already gone gives an
+// error satisfying errors.Is(err, proc.ErrGone) and writes nothing.
+func (p *process) recordPid(pid int) (proc.Identity, error) {
+	if p.id == "" {
+		return WritePid(p.dir, InitPidFile, pid)
+	}
+	id, err := proc.Identify(pid)
+	if err != nil {
+		return id, fmt.Errorf("identify pid %d: %w", pid, err)
+	}
+	return id, writeVolatile(p.dir, p.pidName(), PidRecord{Version: SchemaVersion, Identity: id})
+}
+
+// writeVolatile replaces dir/name with v as JSON through a temporary file
+// and a rename, without fsync: atomic for readers, not durable.
+func writeVolatile(dir, name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// kill signals the process on behalf of the shim and remembers why, so
+// its exit record can say so. A process that has exited is left alone.
+func (p *process) kill(sig syscall.Signal, reason string) {
+	p.mu.Lock()
+	if p.status == StatusStopped || p.pid.Pid <= 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.killed = reason
+	pid := p.pid
+	p.mu.Unlock()
+	pid.Signal(sig) // ErrGone: it ended on its own, which is what we wanted
+}
+
+// killedBy returns the reason given to kill, "" if the shim never killed it.
+func (p *process) killedBy() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.killed
+}
+
 // exited records the end of the process: it waits for the output still in
 // the pipes, writes the exit record durably and only then wakes waiters.
 func (p *process) exited(e reaper.Exit, reason string) error {
@@ -56,7 +139,7 @@ func (p *process) exited(e reaper.Exit, reason string) error {
 	if !drained && reason == "" {
 		rec.Reason = "output still held open by another process after exit; the log may miss its tail"
 	}
-	err := WriteJSON(p.dir, p.exitName, rec)
+	err := writeExit(p.dir, p.exitName, rec)
 	p.mu.Lock()
 	p.status, p.exit = StatusStopped, rec
 	p.mu.Unlock()
@@ -67,12 +150,16 @@ func (p *process) exited(e reaper.Exit, reason string) error {
 	return nil
 }
 
-// execState describes an exec'd process for State.
-func (p *process) execState() ExecState {
+// execState describes an exec'd process for State. While the container
+// is paused a running exec'd process is frozen too, and says so.
+func (p *process) execState(paused bool) ExecState {
 	status, pid, exit := p.current()
+	if paused && status == StatusRunning {
+		status = StatusPaused
+	}
 	es := ExecState{ID: p.id, Status: status, Pid: pid.Pid}
 	if exit != nil {
-		es.ExitStatus, es.ExitedAt = &exit.Status, timePtr(exit.ExitedAt)
+		es.ExitStatus, es.ExitedAt, es.Reason = &exit.Status, timePtr(exit.ExitedAt), exit.Reason
 	}
 	return es
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -61,10 +62,11 @@ type Shim struct {
 	init    *process
 	ln      *net.UnixListener
 
-	mu    sync.Mutex
-	execs map[string]*process
-	byPid map[int]*process
-	stash map[int]reaper.Exit
+	mu       sync.Mutex
+	execs    map[string]*process
+	finished []*process // finished execs still kept, oldest first
+	byPid    map[int]*process
+	stash    map[int]reaper.Exit
 
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
@@ -156,18 +158,19 @@ func (s *Shim) createInit(ctx context.Context) error {
 	return s.track(s.init, opts.PidFile, since)
 }
 
-// track reads a process's pid file, records its identity, and registers it
-// for its exit, taking the exit from the stash if it came first.
+// track reads a process's pid file and tracks that pid.
 func (s *Shim) track(p *process, pidFile string, since time.Time) error {
 	pid, err := oci.ReadPidFile(pidFile)
 	if err != nil {
 		return fmt.Errorf("read pid file: %w", err)
 	}
-	name := InitPidFile
-	if p.id != "" {
-		name = p.id + ".pid"
-	}
-	ident, err := WritePid(p.dir, name, pid)
+	return s.trackPid(p, pid, since)
+}
+
+// trackPid records the identity of the process's pid and registers it for
+// its exit, taking the exit from the stash if it came first.
+func (s *Shim) trackPid(p *process, pid int, since time.Time) error {
+	ident, err := p.recordPid(pid)
 	if err != nil && !errors.Is(err, proc.ErrGone) {
 		return err
 	}
@@ -223,22 +226,28 @@ func (s *Shim) stashExit(e reaper.Exit) {
 // finish records a process's exit. When init ends, exec'd processes still
 // running are killed: they cannot outlive their container.
 func (s *Shim) finish(p *process, e reaper.Exit) {
-	if err := p.exited(e, ""); err != nil {
+	reason := ""
+	if p != s.init {
+		reason = s.execExitReason(p, e)
+	}
+	if err := p.exited(e, reason); err != nil {
 		s.log.WithError(err).Error("exit record not written")
 	}
 	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status}).Info("process exited")
 	if p == s.init {
 		s.killExecs()
+	} else {
+		s.execFinished(p)
 	}
 }
 
+// killExecs kills the exec'd processes still running once init has exited
+// (with a private pid namespace the kernel has done it already).
 func (s *Shim) killExecs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.execs {
-		if status, pid, _ := p.current(); status != StatusStopped && pid.Pid > 0 {
-			pid.Signal(9)
-		}
+		p.kill(syscall.SIGKILL, ReasonInitExited)
 	}
 }
 
@@ -268,7 +277,7 @@ func (s *Shim) state() *State {
 	}
 	s.mu.Lock()
 	for _, p := range s.execs {
-		st.Execs = append(st.Execs, p.execState())
+		st.Execs = append(st.Execs, p.execState(status == StatusPaused))
 	}
 	s.mu.Unlock()
 	sortExecs(st.Execs)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -171,6 +172,9 @@ func cmdKill(ctx context.Context, g *globals, args []string) error {
 		if sig, err = parseSignal(*sigName); err != nil {
 			return usageError{err}
 		}
+		if *all && *execID != "" {
+			return usageError{errors.New("--all signals every process of the container; --exec-id signals one: use one of them")}
+		}
 		return nil
 	})
 	if err != nil {
@@ -253,7 +257,7 @@ func cmdList(ctx context.Context, g *globals, args []string) error {
 
 func printTable(states []*runtime.State) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATUS\tPID\tSHIM PID\tEXIT\tCREATED\tBUNDLE")
+	fmt.Fprintln(w, "ID\tSTATUS\tPID\tSHIM PID\tEXIT\tEXECS\tCREATED\tBUNDLE")
 	for _, st := range states {
 		exit, created := "-", "-"
 		if st.ExitStatus != nil {
@@ -262,9 +266,21 @@ func printTable(states []*runtime.State) {
 		if st.CreatedAt != nil {
 			created = st.CreatedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", st.ID, st.Status, st.Pid, st.ShimPid, exit, created, st.Bundle)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", st.ID, st.Status, st.Pid, st.ShimPid, exit, liveExecs(st), created, st.Bundle)
 	}
 	w.Flush()
+}
+
+// liveExecs counts the exec'd processes that have not exited (running or
+// paused); finished ones are in 'tether state'.
+func liveExecs(st *runtime.State) int {
+	n := 0
+	for _, e := range st.Execs {
+		if e.ExitStatus == nil {
+			n++
+		}
+	}
+	return n
 }
 
 func cmdDelete(ctx context.Context, g *globals, args []string) error {
