@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -221,6 +222,14 @@ func (c *Client) Exec(ctx context.Context, opts ExecOpts) (*State, *Stream, erro
 type Stream struct {
 	conn *net.UnixConn
 	r    *bufio.Reader
+	wmu  sync.Mutex // one frame at a time: Write, CloseStdin and Resize may race
+}
+
+// writeFrame sends one whole frame, never interleaved with another.
+func (s *Stream) writeFrame(kind byte, p []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return WriteFrame(s.conn, kind, p)
 }
 
 // Copy writes the process's output to stdout and stderr until it exits,
@@ -231,7 +240,8 @@ func (s *Stream) Copy(stdout, stderr io.Writer) (*ExitRecord, error) {
 	for {
 		kind, data, err := ReadFrame(s.r, buf)
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+				errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 				return nil, nil
 			}
 			return nil, err
@@ -254,28 +264,44 @@ func (s *Stream) Copy(stdout, stderr io.Writer) (*ExitRecord, error) {
 	}
 }
 
-// Write sends input to the process.
+// Write sends input to the process. It returns len(p) once all of p has
+// been sent, or the number of bytes sent before the error.
 func (s *Stream) Write(p []byte) (int, error) {
-	for len(p) > 0 {
-		n := min(len(p), MaxFrameSize)
-		if err := WriteFrame(s.conn, FrameStdin, p[:n]); err != nil {
-			return 0, err
+	sent := 0
+	for sent < len(p) {
+		n := min(len(p)-sent, MaxFrameSize)
+		if err := s.writeFrame(FrameStdin, p[sent:sent+n]); err != nil {
+			return sent, err
 		}
-		p = p[n:]
+		sent += n
 	}
-	return len(p), nil
+	return sent, nil
 }
 
 // CloseStdin sends end of input.
-func (s *Stream) CloseStdin() error { return WriteFrame(s.conn, FrameCloseStdin, nil) }
+func (s *Stream) CloseStdin() error { return s.writeFrame(FrameCloseStdin, nil) }
 
 // Resize sends a new terminal size.
 func (s *Stream) Resize(width, height uint16) error {
 	var b [4]byte
 	binary.BigEndian.PutUint16(b[:], width)
 	binary.BigEndian.PutUint16(b[2:], height)
-	return WriteFrame(s.conn, FrameResize, b[:])
+	return s.writeFrame(FrameResize, b[:])
 }
 
 // Close ends the stream; the process goes on.
 func (s *Stream) Close() error { return s.conn.Close() }
+
+// Stats asks the shim for its own resource use: goroutines, open fds and
+// control connections (this one included). It is answered even while the
+// container is being created.
+func (c *Client) Stats(ctx context.Context) (*Stats, error) {
+	resp, err := c.call(ctx, &Request{Op: OpStats}, StateTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Stats == nil {
+		return nil, fmt.Errorf("stats: %w: empty answer", ErrUnresponsive)
+	}
+	return resp.Stats, nil
+}

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -78,7 +79,10 @@ type folderWatch struct {
 // under the running shim (an rm -rf of the root, a tmp cleaner): the shim
 // still holds everything that was in it, and without it the container
 // would run on invisible to every manager, beyond the reach of
-// 'tether delete'. See restoreFolder for what comes back.
+// 'tether delete'. It watches the root for the folder's name going away
+// (IN_DELETE_SELF of the folder itself comes only once nothing holds its
+// dentry, which may be never) and the folder for its own removal. See
+// restoreFolder for what comes back.
 func (s *Shim) watchFolder(ctx context.Context) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -86,24 +90,58 @@ func (s *Shim) watchFolder(ctx context.Context) {
 		return
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: served by the poller
-	if err := s.addWatch(fd); err != nil {
+	w := &watcher{fd: fd, id: s.id}
+	if err := w.add(s.dir); err != nil {
 		f.Close()
 		s.log.WithError(err).Warn("cannot watch the state folder")
 		return
 	}
-	go s.watchLoop(ctx, f, fd)
+	go s.watchLoop(ctx, f, w)
 }
 
-const watchMask = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+// watcher holds the two inotify watches on a state folder.
+type watcher struct {
+	fd, parent, self int
+	id               string
+}
 
-func (s *Shim) addWatch(fd int) error {
-	_, err := unix.InotifyAddWatch(fd, s.dir, watchMask)
+const (
+	parentMask = unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
+	selfMask   = unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_ONLYDIR
+)
+
+// add (re)arms the watches on dir and its parent.
+func (w *watcher) add(dir string) error {
+	var err error
+	if w.parent, err = unix.InotifyAddWatch(w.fd, filepath.Dir(dir), parentMask); err != nil {
+		return err
+	}
+	w.self, err = unix.InotifyAddWatch(w.fd, dir, selfMask)
 	return err
+}
+
+// gone reports whether the events in b say the folder went away.
+func (w *watcher) gone(b []byte) bool {
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		n := min(len(b), unix.SizeofInotifyEvent+int(ev.Len))
+		name := string(bytes.TrimRight(b[unix.SizeofInotifyEvent:n], "\x00"))
+		b = b[n:]
+		switch {
+		case int(ev.Wd) == w.self && ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0:
+			return true
+		case int(ev.Wd) == w.parent && ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0:
+			return true
+		case int(ev.Wd) == w.parent && ev.Mask&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0 && name == w.id:
+			return true
+		}
+	}
+	return false
 }
 
 // watchLoop waits for the folder to go and brings it back, until the
 // shim shuts down.
-func (s *Shim) watchLoop(ctx context.Context, f *os.File, fd int) {
+func (s *Shim) watchLoop(ctx context.Context, f *os.File, w *watcher) {
 	defer f.Close()
 	go func() {
 		select {
@@ -112,35 +150,25 @@ func (s *Shim) watchLoop(ctx context.Context, f *os.File, fd int) {
 		}
 		f.SetReadDeadline(time.Unix(1, 0))
 	}()
-	buf := make([]byte, 4096)
+	buf := make([]byte, 64*1024)
 	for {
 		n, err := f.Read(buf)
 		if err != nil {
 			return
 		}
-		if !gone(buf[:n]) || s.watch.off.Load() {
+		if !w.gone(buf[:n]) || s.watch.off.Load() {
 			continue
+		}
+		if _, err := os.Stat(filepath.Join(s.dir, RecordFile)); err == nil {
+			continue // already back (a rename of the root and back, say)
 		}
 		if err := s.restoreFolder(ctx); err != nil {
-			s.log.WithError(err).Error("state folder removed and not restored")
-			continue
+			s.log.WithError(err).Error("state folder removed and not fully restored")
 		}
-		if err := s.addWatch(fd); err != nil {
+		if err := w.add(s.dir); err != nil {
 			s.log.WithError(err).Warn("cannot watch the restored state folder")
 		}
 	}
-}
-
-// gone reports whether inotify events say the watched folder went away.
-func gone(b []byte) bool {
-	for len(b) >= unix.SizeofInotifyEvent {
-		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
-		if ev.Mask&watchMask != 0 {
-			return true
-		}
-		b = b[min(len(b), unix.SizeofInotifyEvent+int(ev.Len)):]
-	}
-	return false
 }
 
 // restoreFolder makes the state folder again from what the shim holds:

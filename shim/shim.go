@@ -61,6 +61,10 @@ type Shim struct {
 	self    proc.Identity
 	init    *process
 	ln      *net.UnixListener
+	lnMu    sync.Mutex    // guards ln, replaced when the folder is restored
+	conns   conns         // open control connections
+	created chan struct{} // closed once the runtime's create has succeeded
+	watch   folderWatch   // restores the state folder if it is removed
 
 	mu       sync.Mutex
 	execs    map[string]*process
@@ -103,10 +107,11 @@ func report(ready *os.File, s *Shim, err error) {
 func setup(ctx context.Context, cfg Config) (*Shim, error) {
 	s := &Shim{id: cfg.ID, dir: filepath.Join(cfg.Root, cfg.ID), log: cfg.Log,
 		execs: map[string]*process{}, byPid: map[int]*process{},
-		stash: map[int]reaper.Exit{}, shutdown: make(chan struct{})}
+		stash: map[int]reaper.Exit{}, shutdown: make(chan struct{}), created: make(chan struct{})}
 	if s.log == nil {
 		s.log = logrus.NewEntry(logrus.StandardLogger())
 	}
+	s.protectFromOOM()
 	rec, err := ReadRecord(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("read container record: %w", err)
@@ -119,17 +124,22 @@ func setup(ctx context.Context, cfg Config) (*Shim, error) {
 	sub := s.mon.Subscribe() // before any child exists: no exit is missed
 	s.mon.Run(ctx)
 	s.rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot,
-		Args: rec.RuntimeArgs, Monitor: s.mon}
+		Args: rec.RuntimeArgs, Monitor: s.mon, Launcher: oomLauncher(0),
+		Timeout: time.Duration(rec.RuntimeTimeoutMS) * time.Millisecond}
 	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
 		return nil, err
 	}
 	if s.ln, err = Listen(s.dir); err != nil {
 		return nil, err
 	}
+	go s.acceptLoop(ctx, s.ln) // state answers "creating" until create is done
 	if err := s.createInit(ctx); err != nil {
-		s.ln.Close()
+		s.closeListener()
+		s.killLeftovers()
 		return nil, err
 	}
+	close(s.created)
+	s.watchFolder(ctx)
 	go s.dispatch(ctx, sub)
 	return s, nil
 }
@@ -253,12 +263,11 @@ func (s *Shim) killExecs() {
 
 // serve answers the control socket until delete or ctx.
 func (s *Shim) serve(ctx context.Context) error {
-	go s.acceptLoop(ctx)
 	select {
 	case <-s.shutdown:
 	case <-ctx.Done():
 	}
-	s.ln.Close()
+	s.closeListener()
 	return nil
 }
 

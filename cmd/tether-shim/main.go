@@ -30,6 +30,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == shim.OOMExecAction {
+		// The shim runs the OCI runtime through this; see shim.OOMExecAction.
+		err := shim.OOMExec(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "tether-shim:", err)
+		os.Exit(127)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "tether-shim: usage: tether-shim start|serve --root DIR --id ID [--debug]")
 		os.Exit(2)
