@@ -94,7 +94,8 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record
 	return &shim.Record{Version: shim.SchemaVersion, ID: id, Bundle: abs, Runtime: rt,
 		RuntimeRoot: m.runtimeRoot(rt), RuntimeArgs: m.opts.RuntimeArgs,
 		Terminal: opts.Terminal, Stdin: opts.Stdin, LogMaxSize: opts.LogMaxSize,
-		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot}, nil
+		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot,
+		RuntimeTimeoutMS: m.opts.RuntimeTimeout.Milliseconds()}, nil
 }
 
 // startShim writes the record, starts the shim through its start helper

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/shim"
@@ -68,6 +69,12 @@ type Opts struct {
 	ShimBinary string
 	// ShimDebug makes new shims log at debug level.
 	ShimDebug bool
+	// RuntimeTimeout bounds each call of the OCI runtime that a new
+	// container's shim makes (create, start, exec, kill, delete...): past
+	// it the runtime is killed with its process group and the call fails.
+	// 0 means 60 s (oci.DefaultTimeout). Create itself waits at most 2
+	// minutes for the shim's answer.
+	RuntimeTimeout time.Duration
 	// Log receives the manager's own log lines; nil means logrus's
 	// standard logger.
 	Log *logrus.Entry

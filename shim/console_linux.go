@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/containerd/console"
@@ -39,6 +41,10 @@ func listenConsole(path string) (*consoleSocket, error) {
 func (c *consoleSocket) close() {
 	c.ln.Close()
 	os.Remove(c.path)
+	if dir := filepath.Dir(c.path); filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
+		strings.HasPrefix(filepath.Base(dir), "tcs") {
+		os.Remove(dir) // the private folder consolePath made for a long path
+	}
 }
 
 // receive accepts one connection and takes the fd it carries.
