@@ -319,65 +319,102 @@ func TestCoreIDInUse(t *testing.T) {
 	})
 }
 
-// TestCoreManyAtOnce: 20 containers created and started at once through
-// the runtime API all run, and all end and delete cleanly.
+// TestCoreManyAtOnce: 20 containers created and started at once, through
+// the runtime API and through 20 concurrent CLI processes, all run, and
+// all end and delete cleanly.
 func TestCoreManyAtOnce(t *testing.T) {
 	coreEach(t, func(t *testing.T, e *testutil.Env) {
-		const n = 20
-		ctx, cancel := context.WithTimeout(context.Background(), 3*coreWait)
-		defer cancel()
 		b := e.Bundle("sh", "-c", "echo up; sleep 1000")
-		m := e.Manager()
-		ids := make([]string, n)
-		for i := range ids {
-			ids[i] = fmt.Sprintf("many%02d", i)
-		}
-		coreParallel(t, ids, func(id string) error {
-			c, err := m.Create(ctx, id, b, runtime.CreateOpts{})
-			if err != nil {
-				return err
-			}
-			return c.Start(ctx)
-		})
-		states, err := e.NewManager().List(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids := map[int]bool{}
-		for _, st := range states {
-			if st.Status != shim.StatusRunning || pids[st.Pid] || pids[st.ShimPid] {
-				t.Errorf("%+v: want running, with pids of its own", st)
-			}
-			pids[st.Pid], pids[st.ShimPid] = true, true
-		}
-		if len(states) != n {
-			t.Fatalf("list has %d containers, want %d", len(states), n)
-		}
-		for _, id := range ids {
-			coreEventuallyLogs(t, e, id, "up")
-		}
-		idents := coreIdentitiesOf(t, e, ids...)
-		m = e.NewManager()
-		coreParallel(t, ids, func(id string) error {
-			c, err := m.Load(ctx, id)
-			if err != nil {
-				return err
-			}
-			if err := c.Kill(ctx, syscall.SIGKILL, false); err != nil {
-				return err
-			}
-			exit, err := c.Wait(ctx)
-			if err != nil {
-				return err
-			}
-			if exit.Status != 137 {
-				return fmt.Errorf("exit status %d, want 137", exit.Status)
-			}
-			return c.Delete(ctx, false)
-		})
-		coreAssertGone(t, idents...)
-		coreAssertNothingLeft(t, e)
+		t.Run("api", func(t *testing.T) { coreManyAPI(t, e, b) })
+		t.Run("cli", func(t *testing.T) { coreManyCLI(t, e, b) })
 	})
+}
+
+const coreMany = 20
+
+func coreManyIDs(prefix string) []string {
+	ids := make([]string, coreMany)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%02d", prefix, i)
+	}
+	return ids
+}
+
+func coreManyAPI(t *testing.T, e *testutil.Env, b string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*coreWait)
+	defer cancel()
+	ids := coreManyIDs("api")
+	m := e.Manager()
+	coreParallel(t, ids, func(id string) error {
+		c, err := m.Create(ctx, id, b, runtime.CreateOpts{})
+		if err != nil {
+			return err
+		}
+		return c.Start(ctx)
+	})
+	idents := coreCheckAllRunning(t, e, ids)
+	m = e.NewManager()
+	coreParallel(t, ids, func(id string) error {
+		c, err := m.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := c.Kill(ctx, syscall.SIGKILL, false); err != nil {
+			return err
+		}
+		exit, err := c.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		if exit.Status != 137 {
+			return fmt.Errorf("exit status %d, want 137", exit.Status)
+		}
+		return c.Delete(ctx, false)
+	})
+	coreAssertGone(t, idents...)
+	coreAssertNothingLeft(t, e)
+}
+
+func coreManyCLI(t *testing.T, e *testutil.Env, b string) {
+	ids := coreManyIDs("cli")
+	cli := func(args ...string) error {
+		if out, err := e.Command(args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("tether %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	coreParallel(t, ids, func(id string) error { return cli("run", "-d", "--bundle", b, id) })
+	idents := coreCheckAllRunning(t, e, ids)
+	coreParallel(t, ids, func(id string) error { return cli("delete", "--force", id) })
+	coreAssertGone(t, idents...)
+	coreAssertNothingLeft(t, e)
+}
+
+// coreCheckAllRunning checks that a fresh manager lists exactly ids, each
+// running with pids of its own and its output in the log, and returns
+// their shim and init identities.
+func coreCheckAllRunning(t *testing.T, e *testutil.Env, ids []string) []proc.Identity {
+	t.Helper()
+	states, err := e.NewManager().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[int]bool{}
+	var got []string
+	for _, st := range states {
+		if st.Status != shim.StatusRunning || pids[st.Pid] || pids[st.ShimPid] {
+			t.Errorf("%+v: want running, with pids of its own", st)
+		}
+		pids[st.Pid], pids[st.ShimPid] = true, true
+		got = append(got, st.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("list shows %v, want %v", got, ids)
+	}
+	for _, id := range ids {
+		coreEventuallyLogs(t, e, id, "up")
+	}
+	return coreIdentitiesOf(t, e, ids...)
 }
 
 // coreParallel runs f for every id at once and fails t for each error.
