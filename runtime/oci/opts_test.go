@@ -137,8 +137,11 @@ func TestCommandLine(t *testing.T) {
 			if !reflect.DeepEqual(cmd.Args, tt.want) {
 				t.Errorf("Args = %q, want %q", cmd.Args, tt.want)
 			}
-			if cmd.SysProcAttr != nil {
-				t.Errorf("SysProcAttr = %+v, want nil (no pgid/session/pdeathsig)", cmd.SysProcAttr)
+			// Its own process group (killed whole on timeout), but no
+			// session and no parent-death signal: its children become the
+			// container's processes.
+			if a := cmd.SysProcAttr; a == nil || !a.Setpgid || a.Setsid || a.Pdeathsig != 0 {
+				t.Errorf("SysProcAttr = %+v, want only Setpgid", cmd.SysProcAttr)
 			}
 		})
 	}
