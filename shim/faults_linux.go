@@ -254,3 +254,10 @@ func (s *Shim) relisten(ctx context.Context) error {
 	go s.acceptLoop(ctx, ln)
 	return nil
 }
+
+// warnDropped logs that output could not be written to a log (most often
+// a full disk): the shim went on draining the pipes and dropped it, so the
+// container never blocked.
+func (s *Shim) warnDropped(err error) {
+	s.log.WithError(err).Warn("output dropped: it could not be written to the log")
+}

@@ -108,6 +108,9 @@ type procIO struct {
 	mu      sync.Mutex
 	stdin   io.WriteCloser // nil without stdin
 	console console.Console
+	// warn, when set, hears of output that could not be written to the
+	// log (a full disk): it was dropped, and the draining went on.
+	warn func(error)
 }
 
 // stdioFiles are the runtime's ends of the pipes, closed by the shim once
@@ -160,7 +163,10 @@ func (pio *procIO) drain(s crilog.Stream, r io.ReadCloser) {
 	go func() {
 		defer pio.copies.Done()
 		defer r.Close()
-		pio.log.Copy(s, eioAsEOF{r}, pio.fan.tee)
+		_, err := pio.log.Copy(s, eioAsEOF{r}, pio.fan.tee)
+		if err != nil && pio.warn != nil {
+			pio.warn(err)
+		}
 	}()
 }
 

@@ -151,7 +151,7 @@ func (s *Shim) createInit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open output log: %w", err)
 	}
-	pio := &procIO{log: log}
+	pio := &procIO{log: log, warn: s.warnDropped}
 	s.init = newProcess("", s.dir, ExitFile, pio)
 	since := time.Now()
 	opts := &oci.CreateOpts{PidFile: filepath.Join(s.dir, RuntimePidRaw)}

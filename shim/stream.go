@@ -164,7 +164,7 @@ func (s *Shim) newExec(ctx context.Context, req *Request) (*process, *follower, 
 		s.dropExec(p)
 		return nil, nil, fmt.Errorf("open exec log: %w", err)
 	}
-	p.io = &procIO{log: log}
+	p.io = &procIO{log: log, warn: s.warnDropped}
 	var fl *follower
 	if req.Attach {
 		fl = p.io.fan.add() // before the process starts: nothing is missed
