@@ -20,7 +20,11 @@ import (
 
 // UnknownExitStatus is reported when a process ended while nobody could
 // see how (its shim died first). It is never 0.
-const UnknownExitStatus = 255
+const UnknownExitStatus = shim.UnknownStatus
+
+// deleteProbeTimeout bounds asking a shim that shim.pid cannot name to
+// delete its container.
+const deleteProbeTimeout = 5 * time.Second
 
 // Container is a handle on one container folder. It caches nothing that
 // can change: every method reads the folder or asks the shim.
@@ -47,7 +51,23 @@ func (c *Container) LogPath() string { return filepath.Join(c.dir, shim.OutputLo
 // Load finds the container id in the root. A container whose record is
 // corrupt still loads (its State says unknown and why), so it can be
 // deleted. A missing container gives ErrNotFound.
+//
+// Load reads the container record and checks the shim's recorded identity
+// in /proc; it dials nothing and starts nothing, except for an orphan (its
+// shim died without recording an exit and its init still runs): then,
+// unless Opts.NoAdopt, it starts a new shim that adopts the container (see
+// Adopt) before it returns.
 func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
+	c, err := m.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.adoptIfAllowed(ctx)
+	return c, nil
+}
+
+// load is Load without adoption.
+func (m *Manager) load(ctx context.Context, id string) (*Container, error) {
 	if err := shim.ValidID(id); err != nil {
 		return nil, err
 	}
@@ -106,10 +126,11 @@ func (m *Manager) stateOf(ctx context.Context, id string) *State {
 	return st
 }
 
-// shimAlive returns the shim's identity when its process still runs.
+// shimAlive returns the shim's identity when its process still runs and
+// is this container's shim (see checkShim).
 func (c *Container) shimAlive() (proc.Identity, bool) {
-	id, err := shim.ReadPid(c.dir, shim.ShimPidFile)
-	return id, err == nil && id.Alive()
+	id, err := c.checkShim()
+	return id, err == nil
 }
 
 func (c *Container) client() *shim.Client { return shim.NewClient(c.dir) }
@@ -119,9 +140,16 @@ func (c *Container) client() *shim.Client { return shim.NewClient(c.dir) }
 // the status is unknown and why.
 func (c *Container) State(ctx context.Context) (*State, error) {
 	if c.rec == nil {
-		return &State{ID: c.id, Status: shim.StatusUnknown, Reason: c.err.Error()}, nil
+		return &State{ID: c.id, Status: shim.StatusUnknown, Reason: c.recordProblem()}, nil
 	}
-	if sid, alive := c.shimAlive(); alive {
+	sid, err := c.checkShim()
+	if err != nil && !shimGone(err) {
+		return c.base(shim.StatusUnknown, fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id)), nil
+	}
+	if err != nil && c.adoptIfAllowed(ctx) {
+		sid, err = c.checkShim()
+	}
+	if err == nil {
 		st, err := c.client().State(ctx)
 		if err == nil {
 			return st, nil
@@ -129,7 +157,10 @@ func (c *Container) State(ctx context.Context) (*State, error) {
 		if exit, xerr := shim.ReadExit(c.dir, shim.ExitFile); xerr == nil {
 			return c.stopped(exit), nil
 		}
-		return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d does not answer: %v", sid.Pid, err)), nil
+		if errors.Is(err, shim.ErrVersion) {
+			return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d refused: %v: delete --force removes it", sid.Pid, err)), nil
+		}
+		return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d not responding: %v", sid.Pid, err)), nil
 	}
 	return c.stateWithoutShim(), nil
 }
@@ -160,16 +191,21 @@ func (c *Container) stateWithoutShim() *State {
 	}
 	init, err := shim.ReadPid(c.dir, shim.InitPidFile)
 	if errors.Is(err, os.ErrNotExist) {
+		if locked(c.dir) {
+			return c.base(shim.StatusUnknown, "being created by another manager (its folder is locked)")
+		}
 		return c.base(shim.StatusUnknown, "create did not complete (no shim, no init): remove it with 'tether delete --force "+c.id+"'")
 	}
 	if err != nil {
-		return c.base(shim.StatusUnknown, err.Error())
+		return c.base(shim.StatusUnknown, fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id))
 	}
-	if init.Alive() {
-		return c.base(shim.StatusUnknown, fmt.Sprintf("shim is gone but init pid %d still runs: 'tether delete --force %s' kills it", init.Pid, c.id))
+	merr := shim.VerifyMember(c.rec, init)
+	if merr == nil {
+		return c.base(shim.StatusUnknown, fmt.Sprintf("%s: shim is gone but init pid %d still runs: 'tether delete --force %s' kills it",
+			c.noAdoptReason(), init.Pid, c.id))
 	}
 	status := UnknownExitStatus
-	st := c.base(shim.StatusStopped, "shim died before it recorded the exit; the exit status is unknown")
+	st := c.base(shim.StatusStopped, c.lostReason(init, merr))
 	st.ExitStatus = &status
 	return st
 }
@@ -179,7 +215,11 @@ func (c *Container) Start(ctx context.Context) error {
 	if err := c.usable(); err != nil {
 		return err
 	}
-	return c.wrap("start", c.client().Start(ctx))
+	if err := c.client().Start(ctx); err != nil {
+		return c.wrap("start", err)
+	}
+	crashPoint("after-start")
+	return nil
 }
 
 // Kill sends sig to init, or with all to every process of the container.
@@ -194,24 +234,26 @@ func (c *Container) KillExec(ctx context.Context, exec string, sig syscall.Signa
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if _, alive := c.shimAlive(); !alive {
+	if _, alive := c.shimAlive(); !alive && !c.adoptIfAllowed(ctx) {
 		return c.killOrphan(exec, sig)
 	}
 	return c.wrap("kill", c.client().Kill(ctx, exec, sig, all))
 }
 
 func (c *Container) killOrphan(exec string, sig syscall.Signal) error {
-	name := shim.InitPidFile
-	dir := c.dir
+	dir, name, exitName := c.dir, shim.InitPidFile, shim.ExitFile
 	if exec != "" {
-		name, dir = exec+".pid", filepath.Join(c.dir, shim.ExecDir)
+		dir, name, exitName = filepath.Join(c.dir, shim.ExecDir), exec+".pid", exec+".exit.json"
 	}
 	id, err := shim.ReadPid(dir, name)
 	if err != nil {
 		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
 	}
-	if err := id.Signal(sig); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, exitName)); err == nil {
 		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
+	}
+	if err := c.signalMember(id, sig); err != nil {
+		return fmt.Errorf("kill %s: %w: %v", c.id, ErrNotRunning, err)
 	}
 	return nil
 }
@@ -250,6 +292,12 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		// agreeing. Reading the record first would open a window where
 		// the record exists but the shim still reports running.
 		if _, alive := c.shimAlive(); !alive {
+			if c.settle(ctx) {
+				continue // a shim serves it now, or another manager finished with it
+			}
+			if exec != "" {
+				return c.execExitWithoutShim(exec)
+			}
 			return c.exitWithoutShim(dir, name)
 		}
 		exit, err := c.client().Wait(ctx, exec)
@@ -283,56 +331,156 @@ func (c *Container) exitWithoutShim(dir, name string) (*ExitRecord, error) {
 
 // Delete removes the container, its shim and its folder. A running
 // container is refused with ErrRunning unless force, which kills it first.
+//
 // With force, a container whose shim or records are broken is removed
-// anyway: its runtime container deleted, its init killed by identity.
+// anyway: a wedged shim is killed (after checking through a pidfd that it
+// is this container's shim), the runtime's container deleted (with every
+// OCI runtime that has a root here when the record is unreadable), a live
+// init killed by its recorded identity after checking that it runs inside
+// the container, and the folder removed. A folder that no shim serves is
+// removed under its lock: a create or an adoption another manager is doing
+// is waited for, never torn down half-way.
 func (c *Container) Delete(ctx context.Context, force bool) error {
-	sid, alive := c.shimAlive()
-	if alive && c.rec != nil {
-		err := c.client().Delete(ctx, force)
+	sid, err := c.checkShim()
+	switch {
+	case err == nil:
+		if done, err := c.deleteThroughShim(ctx, sid, force); done {
+			return err
+		}
+	case !shimGone(err):
+		if !force {
+			return fmt.Errorf("delete %s: %v: use 'tether delete --force %s'", c.id, err, c.id)
+		}
+		// shim.pid is unreadable, but a shim may still serve the socket.
+		pctx, cancel := context.WithTimeout(ctx, deleteProbeTimeout)
+		err := c.client().Delete(pctx, true)
+		cancel()
 		if err == nil {
-			// The folder is gone and the shim is on its way out; one that
-			// lingers has nothing left to guard, so it is made to go.
-			if !waitGone(sid, 10*time.Second) {
-				sid.Signal(syscall.SIGKILL)
-				waitGone(sid, 2*time.Second)
-			}
 			return nil
 		}
-		if !force || !errors.Is(err, ErrUnresponsive) {
-			return c.wrap("delete", err)
+	}
+	return c.deleteWithoutShim(ctx, force)
+}
+
+// deleteThroughShim asks the live shim to delete the container. It reports
+// done=false when the caller must clean up instead: with force, the shim
+// did not answer (or the record is unreadable and the shim refused) and
+// has been killed.
+func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, force bool) (bool, error) {
+	if c.rec == nil && !force {
+		return true, c.usable()
+	}
+	err := c.client().Delete(ctx, force)
+	if err == nil {
+		// The folder is gone and the shim is on its way out; one that
+		// lingers has nothing left to guard, so it is made to go.
+		if !waitGone(sid, 10*time.Second) {
+			c.signalShim(sid, syscall.SIGKILL)
+			waitGone(sid, 2*time.Second)
 		}
-		sid.Signal(syscall.SIGKILL)
-		waitGone(sid, 2*time.Second)
-	} else if alive {
-		sid.Signal(syscall.SIGKILL)
-		waitGone(sid, 2*time.Second)
+		return true, nil
+	}
+	broken := errors.Is(err, ErrUnresponsive) || errors.Is(err, shim.ErrVersion) || c.rec == nil
+	if !force || !broken {
+		return true, c.wrap("delete", err)
+	}
+	c.signalShim(sid, syscall.SIGKILL)
+	waitGone(sid, 2*time.Second)
+	return false, nil
+}
+
+// deleteWithoutShim removes a container no shim serves, under the folder's
+// lock. Without force, an init that still runs is refused with ErrRunning.
+func (c *Container) deleteWithoutShim(ctx context.Context, force bool) error {
+	lock, err := lockDir(ctx, c.dir, true)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // removed meanwhile
+	}
+	if err != nil {
+		return c.wrap("delete", err)
+	}
+	defer lock.Close()
+	if _, err := c.checkShim(); err == nil {
+		return fmt.Errorf("delete %s: another manager created or adopted it meanwhile: try again", c.id)
 	}
 	if !force {
-		if st := c.stateWithoutShim(); c.rec != nil && st.Status == shim.StatusUnknown && strings.Contains(st.Reason, "still runs") {
+		if _, orphan := c.orphanInit(); orphan {
 			return fmt.Errorf("delete %s: init still runs without a shim: use 'tether delete --force %s': %w", c.id, c.id, ErrRunning)
+		}
+		if _, err := os.Stat(filepath.Join(c.dir, shim.InitPidFile)); c.rec == nil && err == nil {
+			return fmt.Errorf("delete %s: %w", c.id, c.usable())
 		}
 	}
 	return c.cleanup(context.WithoutCancel(ctx))
 }
 
-// cleanup removes what a dead shim left: the runtime's container, a live
-// init (by identity), and the folder.
+// cleanup removes what a dead shim left: live processes of the container
+// (by identity, checked to be inside it), the runtime's container, and the
+// folder. The caller holds the folder's lock or made the folder.
 func (c *Container) cleanup(ctx context.Context) error {
-	rt := &oci.Runtime{Command: c.m.opts.Runtime, Root: c.m.runtimeRoot(c.m.opts.Runtime), Args: c.m.opts.RuntimeArgs}
-	if c.rec != nil {
-		rt = &oci.Runtime{Command: c.rec.Runtime, Root: c.rec.RuntimeRoot, Args: c.rec.RuntimeArgs}
-	}
-	if init, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil && init.Alive() {
-		init.Signal(syscall.SIGKILL)
-	}
-	if err := rt.Delete(ctx, c.id, &oci.DeleteOpts{Force: true}); err != nil &&
-		!errors.Is(err, oci.ErrNotFound) && !errors.Is(err, oci.ErrBinaryNotFound) {
-		c.m.log.WithError(err).WithField("id", c.id).Warn("runtime delete")
+	c.killMembers()
+	for _, rt := range c.runtimes() {
+		if err := rt.Delete(ctx, c.id, &oci.DeleteOpts{Force: true}); err != nil &&
+			!errors.Is(err, oci.ErrNotFound) && !errors.Is(err, oci.ErrBinaryNotFound) {
+			c.m.log.WithError(err).WithField("id", c.id).Warn("runtime delete")
+		}
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: remove folder: %w", c.id, err)
 	}
 	return nil
+}
+
+// killMembers kills init and exec'd processes still running, each only
+// after checking that its recorded identity names a process inside the
+// container. Without a readable record nothing is signalled here: the
+// runtime's delete kills what it knows.
+func (c *Container) killMembers() {
+	if c.rec == nil {
+		return
+	}
+	if init, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil {
+		c.signalMember(init, syscall.SIGKILL)
+	}
+	execDir := filepath.Join(c.dir, shim.ExecDir)
+	names, _ := filepath.Glob(filepath.Join(execDir, "*.pid"))
+	for _, n := range names {
+		if strings.HasSuffix(n, ".runtime.pid") {
+			continue
+		}
+		if id, err := shim.ReadPid(execDir, filepath.Base(n)); err == nil {
+			c.signalMember(id, syscall.SIGKILL)
+		}
+	}
+}
+
+// runtimes are the OCI runtimes that may hold the container: the one in
+// its record, or, when the record is unreadable, every runtime with a root
+// under ROOT/.oci (and the manager's own).
+func (c *Container) runtimes() []*oci.Runtime {
+	if c.rec != nil {
+		return []*oci.Runtime{{Command: c.rec.Runtime, Root: c.rec.RuntimeRoot, Args: c.rec.RuntimeArgs}}
+	}
+	own := c.m.runtimeRoot(c.m.opts.Runtime)
+	rts := []*oci.Runtime{{Command: c.m.opts.Runtime, Root: own, Args: c.m.opts.RuntimeArgs}}
+	roots, _ := filepath.Glob(filepath.Join(c.m.root, ".oci", "*"))
+	for _, r := range roots {
+		if r != own {
+			rts = append(rts, &oci.Runtime{Command: filepath.Base(r), Root: r})
+		}
+	}
+	return rts
+}
+
+// recordProblem says why the container record could not be read.
+func (c *Container) recordProblem() string {
+	if !errors.Is(c.err, os.ErrNotExist) {
+		return fmt.Sprintf("%v: remove it with 'tether delete --force %s'", c.err, c.id)
+	}
+	if locked(c.dir) {
+		return "being created by another manager (its folder is locked)"
+	}
+	return fmt.Sprintf("create did not complete (no %s): remove it with 'tether delete --force %s'", shim.RecordFile, c.id)
 }
 
 // usable refuses operations on a container whose record is unreadable.

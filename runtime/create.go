@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/bundle"
@@ -55,11 +58,24 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 		}
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
+	// The folder's lock is held from now until the shim has reported
+	// ready (the shim inherits it), so another manager never takes a
+	// folder being created for a half-made one.
+	lock, err := lockDir(ctx, dir, false)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
 	crashPoint("after-mkdir")
-	if err := m.startShim(ctx, dir, rec); err != nil {
+	err = m.startShim(ctx, dir, rec, lock)
+	if err != nil {
 		m.abandon(context.WithoutCancel(ctx), dir, rec)
+	}
+	lock.Close()
+	if err != nil {
 		return nil, err
 	}
+	crashPoint("after-runtime-create")
 	return m.Load(ctx, id)
 }
 
@@ -100,36 +116,51 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record
 
 // startShim writes the record, starts the shim through its start helper
 // (which exits at once, so the shim is orphaned and belongs to no manager)
-// and waits for the shim's ready message.
-func (m *Manager) startShim(ctx context.Context, dir string, rec *shim.Record) error {
+// and waits for the shim's ready message. lock is the folder's lock, handed
+// down to the shim.
+func (m *Manager) startShim(ctx context.Context, dir string, rec *shim.Record, lock *os.File) error {
 	if err := shim.WriteJSON(dir, shim.RecordFile, rec); err != nil {
 		return err
 	}
 	crashPoint("after-record")
-	bin, err := m.shimBinary()
-	if err != nil {
-		return err
-	}
-	r, w, err := os.Pipe()
+	r, err := m.spawnShim(ctx, "start", rec.ID, lock)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	args := []string{"start", "--root", m.root, "--id", rec.ID}
+	crashPoint("after-shim-spawn")
+	return readReady(ctx, r, dir)
+}
+
+// spawnShim runs "tether-shim ACTION --root R --id ID --lock-fd 4": the
+// start helper, which starts the shim in a new session and exits at once.
+// The shim gets the write end of a pipe on fd 3 for its ready message (the
+// read end is returned; the caller closes it) and the folder's lock on fd
+// 4, which it keeps until it is ready. action is "start" or "adopt".
+func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.File) (*os.File, error) {
+	bin, err := m.shimBinary()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{action, "--root", m.root, "--id", id, "--lock-fd", "4"}
 	if m.opts.ShimDebug {
 		args = append(args, "--debug")
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.ExtraFiles = []*os.File{w}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.ExtraFiles = []*os.File{w, lock}
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	w.Close()
 	if err != nil {
-		return fmt.Errorf("start shim: %v: %s", err, stderr.String())
+		r.Close()
+		return nil, fmt.Errorf("start shim: %v: %s", err, stderr.String())
 	}
-	crashPoint("after-shim-spawn")
-	return readReady(ctx, r, dir)
+	return r, nil
 }
 
 // readReady waits for the shim's one-line report.
@@ -158,6 +189,8 @@ func codeError(code string) error {
 		return ErrExists
 	case shim.CodeInvalid:
 		return ErrInvalid
+	case shim.CodeNotRunning:
+		return ErrNotRunning
 	}
 	return nil
 }
@@ -166,11 +199,11 @@ func codeError(code string) error {
 // killed by its recorded identity, the runtime's container removed, and the
 // folder deleted.
 func (m *Manager) abandon(ctx context.Context, dir string, rec *shim.Record) {
-	if id, err := shim.ReadPid(dir, shim.ShimPidFile); err == nil {
-		id.Signal(9)
+	c := &Container{m: m, id: rec.ID, dir: dir, rec: rec}
+	if id, err := c.checkShim(); err == nil {
+		c.signalShim(id, syscall.SIGKILL)
 		waitGone(id, 2*time.Second)
 	}
-	c := &Container{m: m, id: rec.ID, dir: dir, rec: rec}
 	c.cleanup(ctx)
 }
 
@@ -186,12 +219,18 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 
 func (l *limitedBuffer) String() string { return string(l.b) }
 
-// crashPoint kills the process when TETHER_CRASH_POINT names this point.
-// It exists for the crash-recovery tests and does nothing otherwise.
+// crashPoint kills the process (SIGKILL) when TETHER_CRASH_POINT (a
+// comma-separated list) names this point. It exists for the
+// crash-recovery tests and does nothing otherwise.
+// The manager's points, in the order Create passes them: "after-mkdir"
+// (folder made and locked, no record), "after-record", "after-shim-spawn"
+// (the start helper has exited; the shim is creating), "after-runtime-create"
+// (the shim reported ready) and, in Start, "after-start". The shim inherits
+// the variable and has its own: "shim-after-runtime-create" (no init.pid
+// yet) and "shim-after-init-pid" (not yet ready).
 func crashPoint(name string) {
-	if os.Getenv("TETHER_CRASH_POINT") == name {
-		p, _ := os.FindProcess(os.Getpid())
-		p.Kill()
+	if slices.Contains(strings.Split(os.Getenv("TETHER_CRASH_POINT"), ","), name) {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {}
 	}
 }

@@ -75,6 +75,11 @@ type Opts struct {
 	// 0 means 60 s (oci.DefaultTimeout). Create itself waits at most 2
 	// minutes for the shim's answer.
 	RuntimeTimeout time.Duration
+	// NoAdopt turns off adoption: a container whose shim died while its
+	// init runs on is reported unknown instead of being taken over by a
+	// new shim (see Manager.Adopt); kill then signals the init by its
+	// recorded identity and delete --force removes it.
+	NoAdopt bool
 	// Log receives the manager's own log lines; nil means logrus's
 	// standard logger.
 	Log *logrus.Entry

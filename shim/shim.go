@@ -165,7 +165,12 @@ func (s *Shim) createInit(ctx context.Context) error {
 		s.rt.Delete(context.WithoutCancel(ctx), s.id, &oci.DeleteOpts{Force: true})
 		return err
 	}
-	return s.track(s.init, opts.PidFile, since)
+	crashPoint("shim-after-runtime-create") // recovery tests only
+	if err := s.track(s.init, opts.PidFile, since); err != nil {
+		return err
+	}
+	crashPoint("shim-after-init-pid") // recovery tests only
+	return nil
 }
 
 // track reads a process's pid file and tracks that pid.

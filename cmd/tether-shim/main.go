@@ -2,6 +2,11 @@
 // "tether-shim start --root R --id ID" with a ready pipe on fd 3; that start
 // helper re-executes itself as "serve" in a new session with its stdio on
 // the shim log and exits at once, so the shim belongs to no manager.
+// "tether-shim adopt --root R --id ID" does the same for a container whose
+// shim died while its init runs on: the new shim ("serve-adopt") creates
+// nothing, takes the init by its recorded identity and serves it. With
+// --lock-fd N the helper hands the container folder's lock (fd N, held by
+// the manager) to the shim, which keeps it until it has reported ready.
 //
 // Signals: SIGTERM, SIGINT and SIGHUP are logged and ignored (the shim ends
 // only when its container is deleted, so an accidental kill of a process
@@ -15,6 +20,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -37,13 +43,14 @@ func main() {
 		os.Exit(127)
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "tether-shim: usage: tether-shim start|serve --root DIR --id ID [--debug]")
+		fmt.Fprintln(os.Stderr, "tether-shim: usage: tether-shim start|adopt --root DIR --id ID [--lock-fd N] [--debug]")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("tether-shim", flag.ExitOnError)
 	root := fs.String("root", "", "runtime root")
 	id := fs.String("id", "", "container ID")
 	debugLog := fs.Bool("debug", false, "log at debug level")
+	lockFD := fs.Int("lock-fd", 0, "container folder lock held until ready")
 	fs.Parse(os.Args[2:])
 	if *root == "" || shim.ValidID(*id) != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
@@ -52,11 +59,13 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "start":
-		err = startDaemon(*root, *id, os.Args[2:])
-	case "serve":
-		err = serve(*root, *id, *debugLog)
+		err = startDaemon(*root, *id, shim.ActionServe, *lockFD, os.Args[2:])
+	case "adopt":
+		err = startDaemon(*root, *id, shim.ActionAdopt, *lockFD, os.Args[2:])
+	case shim.ActionServe, shim.ActionAdopt:
+		err = serve(*root, *id, *debugLog, *lockFD, os.Args[1] == shim.ActionAdopt)
 	default:
-		err = fmt.Errorf("unknown action %q: use start or serve", os.Args[1])
+		err = fmt.Errorf("unknown action %q: use start or adopt", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim:", err)
@@ -64,9 +73,10 @@ func main() {
 	}
 }
 
-// startDaemon runs the shim proper in its own session, hands it the ready
-// pipe (fd 3) and returns without waiting.
-func startDaemon(root, id string, args []string) error {
+// startDaemon runs the shim proper (action) in its own session, hands it
+// the ready pipe (fd 3) and the folder lock (fd 4, when lockFD is set) and
+// returns without waiting.
+func startDaemon(root, id, action string, lockFD int, args []string) error {
 	logf, err := os.OpenFile(filepath.Join(root, id, shim.ShimLogFile),
 		os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -78,9 +88,12 @@ func startDaemon(root, id string, args []string) error {
 		return err
 	}
 	closeStrayFds()
-	cmd := exec.Command(self, append([]string{"serve"}, args...)...)
+	cmd := exec.Command(self, append([]string{action}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{os.NewFile(3, "ready")}
+	if lockFD > 0 { // becomes fd 4 in the shim, as --lock-fd says
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(lockFD), "lock"))
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
 	if err := cmd.Start(); err != nil {
@@ -106,7 +119,7 @@ func closeStrayFds() {
 	}
 }
 
-func serve(root, id string, debugLog bool) error {
+func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 	// A shim's heap is tiny; collect often rather than let it grow.
 	debug.SetGCPercent(50)
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
@@ -126,9 +139,43 @@ func serve(root, id string, debugLog bool) error {
 	}()
 	ready := os.NewFile(3, "ready")
 	syscall.CloseOnExec(3)
-	err := shim.Run(context.Background(), shim.Config{Root: root, ID: id, Ready: ready, Log: log})
+	var relayed chan struct{}
+	if lockFD > 0 {
+		syscall.CloseOnExec(lockFD) // never inherited by the runtime or the container
+		ready, relayed = holdLock(ready, os.NewFile(uintptr(lockFD), "lock"))
+	}
+	run := shim.Run
+	if adopt {
+		run = shim.Adopt
+	}
+	err := run(context.Background(), shim.Config{Root: root, ID: id, Ready: ready, Log: log})
+	if relayed != nil {
+		<-relayed // the ready message (an error, here) reaches the manager before we exit
+	}
 	if err != nil {
 		log.WithError(err).Error("shim failed")
 	}
 	return err
+}
+
+// holdLock keeps the container folder's lock until the shim has sent its
+// ready message, so that no manager decides about the folder while the
+// container is being created or adopted, even when the manager that asked
+// has died. The shim writes to the returned pipe; its message is relayed
+// to ready, then the lock is released. relayed is closed after that.
+func holdLock(ready, lock *os.File) (w *os.File, relayed chan struct{}) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		lock.Close()
+		return ready, nil
+	}
+	relayed = make(chan struct{})
+	go func() {
+		defer close(relayed)
+		io.Copy(ready, r)
+		r.Close()
+		ready.Close()
+		lock.Close()
+	}()
+	return w, relayed
 }
