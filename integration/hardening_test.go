@@ -923,6 +923,11 @@ func TestHardeningRuntimeRemoved(t *testing.T) {
 // path. It is named like the runtime, so its state goes to the usual
 // ROOT/.oci/NAME.
 func faultRuntime(t *testing.T, rt, script string) (path, dir string) {
+	return faultRuntimeAt(t, rt, "create", script)
+}
+
+// faultRuntimeAt is faultRuntime for the runtime subcommand op.
+func faultRuntimeAt(t *testing.T, rt, op, script string) (path, dir string) {
 	t.Helper()
 	real, err := exec.LookPath(rt)
 	if err != nil {
@@ -935,13 +940,13 @@ REAL=%q
 STATE=%q
 op=
 for a in "$@"; do
-	case "$a" in create|start|delete|exec|kill|state) op=$a; break;; esac
+	case "$a" in create|start|delete|exec|kill|state|pause|resume) op=$a; break;; esac
 done
-if [ "$op" = create ]; then
+if [ "$op" = %s ]; then
 %s
 fi
 exec "$REAL" "$@"
-`, real, dir, script)
+`, real, dir, op, script)
 	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -1060,5 +1065,50 @@ func TestHardeningCreateHangs(t *testing.T) {
 			}
 			checkNothingLeft(t, e, rt, id)
 		})
+	}
+}
+
+// TestHardeningRuntimeHangsWhileRunning makes the runtime hang in pause
+// of a running container: the shim keeps answering state and exec
+// meanwhile, the pause fails after the deadline, and the container is
+// still there to delete.
+func TestHardeningRuntimeHangsWhileRunning(t *testing.T) {
+	e := testutil.NewEnv(t, "runc")
+	bin, _ := faultRuntimeAt(t, "runc", "pause", `sleep 3600 & wait`)
+	m, err := runtime.New(runtime.Opts{Root: e.Root, Runtime: bin, RuntimeTimeout: 4 * time.Second,
+		ShimBinary: filepath.Join(e.Bin, "tether-shim")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := m.Create(ctx, uniqueID("hp"), e.Bundle("sleep", "1000"), runtime.CreateOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	paused := make(chan error, 1)
+	go func() { paused <- c.Pause(ctx) }()
+	for i := range 20 { // while pause hangs
+		st, err := c.State(ctx)
+		if err != nil || st.Status != shim.StatusRunning {
+			t.Fatalf("state %d while pause hangs: %+v %v", i, st, err)
+		}
+	}
+	spec, _ := c.ProcessSpec([]string{"true"})
+	if _, _, err := c.Exec(ctx, runtime.ExecOpts{ID: "during", Process: spec}); err != nil {
+		t.Fatalf("exec while pause hangs: %v", err)
+	}
+	select {
+	case err = <-paused:
+	case <-time.After(60 * time.Second):
+		t.Fatal("pause did not fail after the runtime deadline")
+	}
+	if err == nil || !strings.Contains(err.Error(), "did not finish in time") {
+		t.Fatalf("pause of a hung runtime: %v", err)
+	}
+	if err := c.Delete(ctx, true); err != nil {
+		t.Fatal(err)
 	}
 }
