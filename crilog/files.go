@@ -11,9 +11,9 @@ import (
 )
 
 // Files returns the existing files of the log at path, oldest first:
-// path.N ... path.1, path. Gaps in the numbering (left by a rotation in
-// progress) are skipped. A missing log, or a missing directory, yields an
-// empty list and no error.
+// path.N ... path.1, path. Directories of those names are ignored, and gaps
+// in the numbering (left by a rotation in progress) are skipped. A missing
+// log, or a missing directory, yields an empty list and no error.
 func Files(path string) ([]string, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -29,7 +29,9 @@ func Files(path string) ([]string, error) {
 	var nums []int
 	current := false
 	for _, e := range ents {
-		if e.Name() == base {
+		if e.IsDir() {
+			continue
+		} else if e.Name() == base {
 			current = true
 		} else if n, ok := rotatedNumber(e.Name(), base); ok {
 			nums = append(nums, n)

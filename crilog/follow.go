@@ -17,7 +17,8 @@ var pollInterval = 100 * time.Millisecond
 // the file at path has been replaced, it finishes the old file through
 // its open descriptor and continues at the start of the next newer file
 // (walking path.k ... path if several rotations happened in between). If
-// no log exists yet, Follow waits for one.
+// no log exists yet, Follow waits for one and outputs all of it (Tail
+// counts only lines present when Follow starts).
 //
 // Follow returns nil once done returns true and everything written has
 // been output; done (nil means never) is how the caller says the
@@ -29,10 +30,13 @@ func Follow(ctx context.Context, path string, opts ReadOptions, stdout, stderr i
 	fl := &follower{path: path, k: newSink(opts, stdout, stderr), done: done}
 	defer fl.close()
 	ok, err := fl.start(ctx, opts.Tail)
-	if err != nil || !ok {
-		return err
+	if err == nil && ok {
+		err = fl.loop(ctx)
 	}
-	return fl.loop(ctx)
+	if ferr := fl.k.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // follower is the state of one Follow call.
@@ -71,6 +75,7 @@ func (fl *follower) start(ctx context.Context, tail int) (bool, error) {
 		if err := sleep(ctx); err != nil {
 			return false, err
 		}
+		tail = -1 // all of a log that appears later is new output
 	}
 }
 
@@ -93,10 +98,11 @@ func (fl *follower) replay(files []*os.File, tail int) error {
 	if fl.cut.start.file == last {
 		off = fl.cut.start.off
 	}
-	fl.cur, err = newLineReader(files[last], off)
+	lr, err := newLineReader(files[last], off)
 	if err != nil {
 		return err
 	}
+	fl.cur = lr
 	return fl.k.drain(fl.cur, last, &fl.cut)
 }
 

@@ -19,7 +19,7 @@ const (
 	copyBufSize = 256 << 10
 	// flushAt is how many encoded bytes WriteStream gathers before it
 	// writes them to the file. One read chunk of Copy normally encodes to
-	// a single write.
+	// a few writev calls.
 	flushAt = 1 << 20
 )
 
@@ -45,11 +45,11 @@ type Writer struct {
 	mu        sync.Mutex
 	path      string
 	opts      Options
-	f         *os.File // nil once closed
-	size      int64    // bytes written to f
-	buf       []byte   // entries encoded but not yet written
-	hdr       []byte   // header of the entries being encoded
-	rotFailed bool     // rotation failed during this WriteStream
+	f         *os.File  // nil once closed
+	size      int64     // bytes written to f
+	b         batch     // entries encoded but not yet written
+	hdr       [2][]byte // headers of the P and F entries being encoded
+	rotFailed bool      // rotation failed during this WriteStream
 }
 
 // Open opens the log at path for appending, creating it with mode 0600
@@ -114,30 +114,33 @@ func (w *Writer) WriteStream(s Stream, t time.Time, p []byte) error {
 	if w.f == nil {
 		return fmt.Errorf("crilog: write %s: %w", w.path, os.ErrClosed)
 	}
-	w.hdr = appendHeader(w.hdr[:0], t, s)
+	w.hdr[1] = appendHeader(w.hdr[1][:0], t, s)
+	w.hdr[0] = append(w.hdr[0][:0], w.hdr[1]...)
+	w.hdr[0][len(w.hdr[0])-2] = 'P'
 	w.rotFailed = false
 	var rotErr error
 	for len(p) > 0 {
-		text, rest, full := cutLine(p)
-		err := w.addEntry(text, full)
+		seg, rest, full := cutLine(p)
+		err := w.addEntry(seg, full)
 		if errors.Is(err, errRotate) {
 			rotErr = err
 		} else if err != nil {
-			w.buf = w.buf[:0]
+			w.b.reset()
 			return err
 		}
 		p = rest
 	}
-	if err := w.flushBuf(); err != nil {
+	if err := w.flush(); err != nil {
 		return err
 	}
 	return rotErr
 }
 
-// cutLine splits the text of the next entry off p.
-func cutLine(p []byte) (text, rest []byte, full bool) {
+// cutLine splits the next entry off p: its text, with the '\n' that
+// follows it for an F entry.
+func cutLine(p []byte) (seg, rest []byte, full bool) {
 	if i := bytes.IndexByte(p[:min(len(p), maxText+1)], '\n'); i >= 0 {
-		return p[:i], p[i+1:], true
+		return p[:i+1], p[i+1:], true
 	}
 	if len(p) > maxText {
 		return p[:maxText], p[maxText:], false
@@ -148,12 +151,17 @@ func cutLine(p []byte) (text, rest []byte, full bool) {
 // errRotate marks a failed rotation, after which writing goes on.
 var errRotate = errors.New("crilog: rotate")
 
-// addEntry encodes one entry into w.buf, rotating first if it would not
-// fit in the current file.
-func (w *Writer) addEntry(text []byte, full bool) error {
+// addEntry adds one entry (text with its '\n' if full) to the batch,
+// rotating first if it would not fit in the current file.
+func (w *Writer) addEntry(seg []byte, full bool) error {
+	hdr, end := w.hdr[0], nl
+	if full {
+		hdr, end = w.hdr[1], nil
+	}
+	size := len(hdr) + len(seg) + len(end)
 	var rotErr error
-	if w.needRotate(len(w.hdr)+len(text)+1) && !w.rotFailed {
-		if err := w.flushBuf(); err != nil {
+	if w.needRotate(size) && !w.rotFailed {
+		if err := w.flush(); err != nil {
 			return err
 		}
 		if err := w.rotate(); err != nil {
@@ -161,42 +169,39 @@ func (w *Writer) addEntry(text []byte, full bool) error {
 			rotErr = fmt.Errorf("%w %s: %w", errRotate, w.path, err)
 		}
 	}
-	w.hdr[len(w.hdr)-2] = 'P'
-	if full {
-		w.hdr[len(w.hdr)-2] = 'F'
-	}
-	w.buf = append(w.buf, w.hdr...)
-	w.buf = append(w.buf, text...)
-	w.buf = append(w.buf, '\n')
-	if len(w.buf) >= flushAt {
-		if err := w.flushBuf(); err != nil {
+	if !w.b.room(size) {
+		if err := w.flush(); err != nil {
 			return err
 		}
 	}
+	w.b.add(hdr, seg, end)
 	return rotErr
 }
 
 // needRotate reports whether an entry of n bytes must go to a new file.
 func (w *Writer) needRotate(n int) bool {
-	used := w.size + int64(len(w.buf))
+	used := w.size + w.b.n
 	return w.opts.MaxSize > 0 && used > 0 && used+int64(n) > w.opts.MaxSize
 }
 
-// flushBuf writes the encoded entries. After a short write it truncates
-// the file back so that no torn entry is left behind.
-func (w *Writer) flushBuf() error {
-	if len(w.buf) == 0 {
+// flush writes the batch. After a short write it truncates the file back
+// so that no torn entry is left behind.
+func (w *Writer) flush() error {
+	if w.b.n == 0 {
 		return nil
 	}
-	n, err := w.f.Write(w.buf)
-	w.buf = w.buf[:0]
+	want := w.b.n
+	n, err := w.b.writeTo(w.f)
+	if err == nil && n != want {
+		err = io.ErrShortWrite
+	}
 	if err != nil {
 		if n > 0 {
 			_ = w.f.Truncate(w.size)
 		}
-		return fmt.Errorf("crilog: %w", err)
+		return fmt.Errorf("crilog: write %s: %w", w.path, err)
 	}
-	w.size += int64(n)
+	w.size += n
 	return nil
 }
 

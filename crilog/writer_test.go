@@ -226,3 +226,82 @@ func TestCopyErrors(t *testing.T) {
 		t.Errorf("Copy to a closed Writer = %d (tee %d), %v; want 1000 (1000), os.ErrClosed", n, teed, err)
 	}
 }
+
+func TestWriteErrorIsReported(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	w, err := Open("/dev/full", Options{})
+	if err != nil {
+		t.Skip(err)
+	}
+	defer w.Close()
+	if err := w.WriteStream(Stdout, t0, []byte("x\n")); err == nil || !strings.Contains(err.Error(), "no space") {
+		t.Errorf("write to /dev/full: %v", err)
+	}
+	n, err := w.Copy(Stdout, &slowReader{data: make([]byte, 5000), n: 1000, err: io.EOF}, nil)
+	if n != 5000 || err == nil {
+		t.Errorf("Copy to /dev/full = %d, %v; want 5000 and an error", n, err)
+	}
+}
+
+func TestRotationFailureKeepsWriting(t *testing.T) {
+	path := logPath(t)
+	if err := os.MkdirAll(path+".1/blocker", 0o700); err != nil { // path cannot be renamed to path.1
+		t.Fatal(err)
+	}
+	w, err := Open(path, Options{MaxSize: 100, MaxFiles: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("z", 70) + "\n"
+	for i := range 3 {
+		err := w.WriteStream(Stdout, t0, []byte(line+line))
+		if err == nil || !strings.Contains(err.Error(), "rotate") {
+			t.Errorf("write %d: %v, want a rotation error", i, err)
+		}
+	}
+	w.Close()
+	if out, _ := dump(t, path, ReadOptions{Tail: -1}); out != strings.Repeat(line, 6) {
+		t.Errorf("log holds %d bytes of output, want %d", len(out), 6*len(line))
+	}
+	if _, err := os.Stat(path + ".next"); !os.IsNotExist(err) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+func TestAdvance(t *testing.T) {
+	var b batch
+	data := []byte("0123456789")
+	b.vec(data[:3])
+	b.vec(data[3:4])
+	b.vec(data[4:])
+	iov := advance(b.iov, 5)
+	if len(iov) != 1 || iov[0].Len != 5 || *iov[0].Base != '5' {
+		t.Fatalf("advance by 5 left %d vectors, first of %d bytes", len(iov), iov[0].Len)
+	}
+	if iov = advance(iov, 5); len(iov) != 0 {
+		t.Fatalf("advance to the end left %d vectors", len(iov))
+	}
+}
+
+func TestReopen(t *testing.T) {
+	path := logPath(t)
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteStream(Stdout, t0, []byte("lost with the file\n"))
+	os.Remove(path)
+	if err := w.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	w.WriteStream(Stdout, t0, []byte("after\n"))
+	w.Close()
+	if out, _ := dump(t, path, ReadOptions{Tail: -1}); out != "after\n" {
+		t.Errorf("after Reopen the log holds %q", out)
+	}
+	if err := w.Reopen(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Reopen after Close: %v", err)
+	}
+}
