@@ -423,6 +423,7 @@ func TestRecoveryWatch(t *testing.T) {
 		rcvExitRecorded(t, e, "before")
 		rcvStart(t, e, "running")
 		rcvStart(t, e, "lost")
+		rcvStart(t, e, "adopted")
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		events, err := e.NewManager().Watch(ctx)
@@ -439,7 +440,21 @@ func TestRecoveryWatch(t *testing.T) {
 		// could reap it: nobody saw the status, and no init is left to adopt.
 		rcvLoseExit(t, e, "lost")
 		rcvCollect(t, events, first, "lost")
-		for id, want := range map[string]int{"before": 4, "running": 7, "after": 5, "lost": runtime.UnknownExitStatus} {
+		// Its shim dies while the subscription waits on it: the init is
+		// adopted and its exit still delivered.
+		old := rcvIdent(t, e, "adopted", shim.ShimPidFile)
+		rcvKill(t, old)
+		testutil.Eventually(t, rcvWait, "the orphan to be adopted", func() bool {
+			sid, err := shim.ReadPid(filepath.Join(e.Root, "adopted"), shim.ShimPidFile)
+			return err == nil && sid.Pid != old.Pid && sid.Alive()
+		})
+		rcvSignal(t, e.NewManager(), "adopted", syscall.SIGUSR1)
+		rcvCollect(t, events, first, "adopted")
+		adopted := 7 // the true status, from the process events connector
+		if ev := first["adopted"]; ev.Exit != nil && strings.Contains(ev.Exit.Reason, "not observable") {
+			adopted = runtime.UnknownExitStatus // where that is not available
+		}
+		for id, want := range map[string]int{"before": 4, "running": 7, "after": 5, "lost": runtime.UnknownExitStatus, "adopted": adopted} {
 			if ev := first[id]; ev.Err != nil || ev.Exit == nil || ev.Exit.Status != want {
 				t.Fatalf("%s: event %+v, want status %d", id, ev, want)
 			}
@@ -459,7 +474,7 @@ func TestRecoveryWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		second := map[string]runtime.Event{}
-		rcvCollect(t, events2, second, "running", "after", "lost")
+		rcvCollect(t, events2, second, "running", "after", "lost", "adopted")
 		for id, ev := range second {
 			f := first[id]
 			if ev.Exit.Status != f.Exit.Status || (!f.Exit.ExitedAt.IsZero() && !ev.Exit.ExitedAt.Equal(f.Exit.ExitedAt)) {
@@ -473,7 +488,7 @@ func TestRecoveryWatch(t *testing.T) {
 		for ev := range events2 {
 			t.Fatalf("unexpected event %+v", ev)
 		}
-		for _, id := range []string{"running", "after", "lost"} {
+		for _, id := range []string{"running", "after", "lost", "adopted"} {
 			e.MustTether("delete", id)
 		}
 		rcvAssertClean(t, e)
@@ -660,7 +675,12 @@ func rcvAdopt(t *testing.T, e *testutil.Env) {
 	b := e.Bundle("sh", "-c", `trap "" PIPE; trap "exit 7" USR1; i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1 & wait $!; done`)
 	e.MustTether("run", "-d", "--bundle", b, "orphan")
 	rcvLogHas(t, e, "orphan", "tick 1")
+	e.MustTether("exec", "-d", "--exec-id", "job", "orphan", "--", "sleep", "1000")
 	init := rcvIdent(t, e, "orphan", shim.InitPidFile)
+	job, err := shim.ReadPid(filepath.Join(e.Root, "orphan", shim.ExecDir), "job.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
 	old := rcvIdent(t, e, "orphan", shim.ShimPidFile)
 	rcvKill(t, old)
 	st := rcvState(t, e.NewManager(), "orphan")
@@ -675,6 +695,15 @@ func rcvAdopt(t *testing.T, e *testutil.Env) {
 	}
 	if out := e.MustTether("exec", "orphan", "--", "echo", "adopted-exec"); !strings.Contains(out, "adopted-exec") {
 		t.Fatalf("exec through the adopting shim printed %q", out)
+	}
+	// The exec'd process of the dead shim is adopted too.
+	if i := slices.IndexFunc(st.Execs, func(x shim.ExecState) bool { return x.ID == "job" }); i < 0 ||
+		st.Execs[i].Status != shim.StatusRunning || st.Execs[i].Pid != job.Pid {
+		t.Fatalf("execs after adoption: %+v, want job running with pid %d", st.Execs, job.Pid)
+	}
+	e.MustTether("kill", "--exec-id", "job", "--signal", "KILL", "orphan")
+	if r := e.Tether("wait", "--exec-id", "job", "orphan"); r.Code != 137 && r.Code != runtime.UnknownExitStatus {
+		t.Fatalf("wait for the adopted exec: exit %d (%s), want 137", r.Code, r.Stderr)
 	}
 	// Output written after the adoption reaches the log again.
 	n := strings.Count(e.Tether("logs", "orphan").Stdout, "tick")

@@ -234,7 +234,7 @@ func (c *Container) KillExec(ctx context.Context, exec string, sig syscall.Signa
 	if err := c.usable(); err != nil {
 		return err
 	}
-	if _, alive := c.shimAlive(); !alive && !c.adoptIfAllowed(ctx) {
+	if _, err := c.checkShim(); shimGone(err) && !c.adoptIfAllowed(ctx) {
 		return c.killOrphan(exec, sig)
 	}
 	return c.wrap("kill", c.client().Kill(ctx, exec, sig, all))
@@ -291,7 +291,8 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		// so whatever the caller does next (delete, state) finds the shim
 		// agreeing. Reading the record first would open a window where
 		// the record exists but the shim still reports running.
-		if _, alive := c.shimAlive(); !alive {
+		_, serr := c.checkShim()
+		if shimGone(serr) {
 			if c.settle(ctx) {
 				continue // a shim serves it now, or another manager finished with it
 			}
@@ -309,6 +310,9 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		}
 		if ctx.Err() != nil || !errors.Is(err, ErrUnresponsive) {
 			return nil, c.wrap("wait", err)
+		}
+		if serr != nil { // shim.pid unreadable, and nobody answers the socket
+			return nil, fmt.Errorf("wait %s: %v: %w", c.id, serr, err)
 		}
 		select { // the shim went away mid-wait: look again
 		case <-ctx.Done():
@@ -420,8 +424,13 @@ func (c *Container) deleteWithoutShim(ctx context.Context, force bool) error {
 func (c *Container) cleanup(ctx context.Context) error {
 	c.killMembers()
 	for _, rt := range c.runtimes() {
-		if err := rt.Delete(ctx, c.id, &oci.DeleteOpts{Force: true}); err != nil &&
-			!errors.Is(err, oci.ErrNotFound) && !errors.Is(err, oci.ErrBinaryNotFound) {
+		err := rt.Delete(ctx, c.id, &oci.DeleteOpts{Force: true})
+		switch {
+		case errors.Is(err, oci.ErrBinaryNotFound) && strings.HasPrefix(rt.Root, c.m.root+"/"):
+			// Nobody can run the runtime: drop its state by hand, as
+			// the shim does (its processes were killed above).
+			os.RemoveAll(filepath.Join(rt.Root, c.id))
+		case err != nil && !errors.Is(err, oci.ErrNotFound) && !errors.Is(err, oci.ErrBinaryNotFound):
 			c.m.log.WithError(err).WithField("id", c.id).Warn("runtime delete")
 		}
 	}

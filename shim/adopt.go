@@ -36,6 +36,9 @@ const (
 	ReasonNoShim = "exited while no shim ran; status unknown"
 )
 
+// oldShimExitWait bounds the wait for a dead shim's last threads to go.
+const oldShimExitWait = 2 * time.Second
+
 // UnknownStatus is the exit status recorded when the true one cannot be
 // known. It is never 0.
 const UnknownStatus = 255
@@ -109,8 +112,11 @@ func checkOrphan(root, id, dir string) (*Record, proc.Identity, error) {
 	if _, err := os.Stat(filepath.Join(dir, ExitFile)); err == nil {
 		return nil, proc.Identity{}, fmt.Errorf("container %s has an exit record: %w", id, ErrNotRunning)
 	}
-	if old, err := ReadPid(dir, ShimPidFile); err == nil && VerifyShim(old, root, id) == nil {
-		return nil, proc.Identity{}, fmt.Errorf("shim pid %d still serves container %s: %w", old.Pid, id, ErrExists)
+	if old, err := ReadPid(dir, ShimPidFile); err == nil {
+		if VerifyShim(old, root, id) == nil {
+			return nil, proc.Identity{}, fmt.Errorf("shim pid %d still serves container %s: %w", old.Pid, id, ErrExists)
+		}
+		waitExited(old, oldShimExitWait) // its socket closes with its last thread
 	}
 	init, err := ReadPid(dir, InitPidFile)
 	if err != nil {
@@ -141,11 +147,14 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 		sub.Close()
 		return err
 	}
-	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
+	// The socket first, then shim.pid: a manager that sees shim.pid name
+	// this shim can dial it at once.
+	if s.ln, err = Listen(s.dir); err != nil {
 		sub.Close()
 		return err
 	}
-	if s.ln, err = Listen(s.dir); err != nil {
+	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
+		s.ln.Close()
 		sub.Close()
 		return err
 	}
