@@ -30,8 +30,13 @@ test: deps build lint
 	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=$$( [ "$$(id -u)" = 0 ] && echo 1 ) \
 	  $(GO) test -race -timeout 14m -p 2 ./...
 
+# bench: one table, each row against a baseline measured in the same run
+# (README, "Benchmarks"); BENCH_JSON=FILE also writes the rows as JSON,
+# BENCH_FLAGS passes more flags (-runtime crun, -markdown, -only start,exec).
+BENCH_FLAGS ?=
 bench: deps build
-	TETHER_BIN_DIR=$(BIN) $(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON))
+	@bash hack/bench-deps.sh
+	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
 
 FUZZTIME ?= 1m
 fuzz:

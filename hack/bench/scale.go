@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/shim"
+)
+
+// settle is how long shims are left alone before their memory is read, so
+// the figure is the idle one and not the tail of start-up.
+const settle = 3 * time.Second
+
+// listReps is how many fresh managers list the root at each checkpoint.
+const listReps = 7
+
+// pass is the one growing population of containers that the memory,
+// reattach and scale rows measure at checkpoints: 10, 50, 100 and scale.
+type pass struct {
+	b       *bench
+	ids     []string
+	started time.Duration // wall time spent starting, checkpoints excluded
+	failed  []error
+}
+
+// grow starts containers with b.par parallel `tether run -d` until there
+// are n.
+func (p *pass) grow(ctx context.Context, n int) error {
+	t0 := time.Now()
+	defer func() { p.started += time.Since(t0) }()
+	next := make(chan string)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := 0; w < p.b.par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				_, err := p.b.tether("run", "-d", "--bundle", p.b.sleepBundle, id)
+				mu.Lock()
+				if err != nil {
+					p.failed = append(p.failed, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := len(p.ids); i < n && ctx.Err() == nil; i++ {
+		id := p.b.id("scale", i)
+		p.ids = append(p.ids, id)
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	if len(p.failed) > 0 {
+		return fmt.Errorf("%d of %d starts failed, first: %w", len(p.failed), len(p.ids), p.failed[0])
+	}
+	return nil
+}
+
+// shims returns the identities of the live shims of the pass.
+func (p *pass) shims() ([]proc.Identity, error) {
+	var out []proc.Identity
+	for _, id := range p.ids {
+		sid, err := shim.ReadPid(p.b.cdir(id), shim.ShimPidFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if err := sid.Check(); err != nil {
+			return nil, fmt.Errorf("%s: shim: %w", id, err)
+		}
+		out = append(out, sid)
+	}
+	return out, nil
+}
+
+// memory reads every shim's figures after the settle time.
+func (p *pass) memory(ctx context.Context) (*memSet, error) {
+	select {
+	case <-time.After(settle):
+	case <-ctx.Done():
+		return nil, errStopped
+	}
+	ids, err := p.shims()
+	if err != nil {
+		return nil, err
+	}
+	pids := make([]int, len(ids))
+	for i, id := range ids {
+		pids[i] = id.Pid
+	}
+	return measurePids(pids)
+}
+
+// list times listReps fresh managers (runtime.New + List) and checks each
+// sees every container running.
+func (p *pass) list(ctx context.Context) (samples, error) {
+	var s samples
+	for r := 0; r < listReps; r++ {
+		t0 := time.Now()
+		m, err := p.b.manager()
+		if err != nil {
+			return nil, err
+		}
+		states, err := m.List(ctx)
+		d := time.Since(t0)
+		if err != nil {
+			return nil, err
+		}
+		running := 0
+		for _, st := range states {
+			if st.Status == shim.StatusRunning {
+				running++
+			}
+		}
+		if running != len(p.ids) || len(states) != len(p.ids) {
+			return nil, fmt.Errorf("list saw %d containers, %d running; want %d running", len(states), running, len(p.ids))
+		}
+		s = append(s, ms(d))
+	}
+	return s, nil
+}
+
+// deleteAll removes every container of the pass with `tether delete`,
+// b.par at a time, and checks that the root is empty and every shim gone.
+func (p *pass) deleteAll(shims []proc.Identity) (time.Duration, error) {
+	t0 := time.Now()
+	next := make(chan string)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for w := 0; w < p.b.par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				if _, err := p.b.tether("delete", "--force", id); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range p.ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	d := time.Since(t0)
+	if len(errs) > 0 {
+		return d, fmt.Errorf("%d deletes failed, first: %w", len(errs), errs[0])
+	}
+	return d, p.checkEmpty(shims)
+}
+
+// checkEmpty verifies that deleting left nothing: no folder, no shim.
+func (p *pass) checkEmpty(shims []proc.Identity) error {
+	for _, id := range p.ids {
+		if _, err := os.Stat(p.b.cdir(id)); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: state folder left after delete", id)
+		}
+	}
+	for _, s := range shims {
+		if !waitGone(s, 5*time.Second) {
+			return fmt.Errorf("shim pid %d still running after delete", s.Pid)
+		}
+	}
+	p.ids = nil
+	return nil
+}
