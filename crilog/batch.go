@@ -11,8 +11,10 @@ const (
 	// smallEntry is the size up to which an entry is copied into the
 	// batch's stage; larger ones are passed to the kernel in place.
 	smallEntry = 512
-	// stageSize is the capacity of the stage.
-	stageSize = 128 << 10
+	// stageSize is the capacity of the stage, allocated at the first
+	// write. Output of short lines is written in pieces of this size, and
+	// the kernel handles large writes markedly cheaper per byte.
+	stageSize = 512 << 10
 	// maxIov is the most vectors one writev(2) takes (IOV_MAX on Linux).
 	maxIov = 1024
 )

@@ -305,3 +305,19 @@ func TestReopen(t *testing.T) {
 		t.Errorf("Reopen after Close: %v", err)
 	}
 }
+
+// TestWriteStreamLargeBatches writes single calls big enough to fill the
+// stage, the vector limit and the flush size several times over.
+func TestWriteStreamLargeBatches(t *testing.T) {
+	short := strings.Repeat("short line\n", 300000)                     // 3.3 MB staged
+	mid := strings.Repeat(strings.Repeat("m", 600)+"\n", 5000)          // 3 MB in 3 vectors each
+	mixed := strings.Repeat("a\n"+strings.Repeat("b", 700)+"\nc", 3000) // alternating
+	path := logPath(t)
+	want := writeChunks(t, path, Options{MaxSize: 1 << 20, MaxFiles: 100}, []chunk{
+		{Stdout, short}, {Stderr, mid}, {Stdout, mixed},
+	})
+	got, _ := decodeAll(t, path)
+	if !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[1], want[1]) {
+		t.Errorf("decoded %d and %d bytes, want %d and %d", len(got[0]), len(got[1]), len(want[0]), len(want[1]))
+	}
+}
