@@ -471,6 +471,10 @@ func coreKillManager(t *testing.T, e *testutil.Env, id string, group bool) {
 		t.Fatalf("before the kill: %+v, want running", before)
 	}
 	idents := coreIdentitiesOf(t, e, id)
+	if pgid, sid := coreSession(t, before.ShimPid); pgid == cmd.Process.Pid || sid != before.ShimPid {
+		t.Fatalf("shim pid %d is in process group %d, session %d: want a session of its own, apart from the manager's group %d",
+			before.ShimPid, pgid, sid, cmd.Process.Pid)
+	}
 	if group {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		if err != nil {
@@ -516,6 +520,19 @@ func coreKillManager(t *testing.T, e *testutil.Env, id string, group bool) {
 	e.MustTether("delete", id)
 	coreAssertGone(t, idents...)
 	coreAssertNothingLeft(t, e)
+}
+
+// coreSession reads the process group and session of pid.
+func coreSession(t *testing.T, pid int) (pgid, sid int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	pgid, _ = strconv.Atoi(f[2])
+	sid, _ = strconv.Atoi(f[3])
+	return pgid, sid
 }
 
 // coreOutput collects a command's stdout and stderr through a pipe only

@@ -285,12 +285,13 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 	if exec != "" {
 		dir, name = filepath.Join(c.dir, shim.ExecDir), exec+".exit.json"
 	}
+	if exit, err := shim.ReadExit(dir, name); err == nil {
+		c.syncShim(ctx, exec)
+		return exit, nil
+	}
 	for {
-		// A live shim is asked first, not the record: the shim answers
-		// only once the record is durable and its own state says stopped,
-		// so whatever the caller does next (delete, state) finds the shim
-		// agreeing. Reading the record first would open a window where
-		// the record exists but the shim still reports running.
+		// A live shim is asked, not the record: it answers only once the
+		// record is durable and its own state says stopped.
 		_, serr := c.checkShim()
 		if shimGone(serr) {
 			if c.settle(ctx) {
@@ -321,6 +322,22 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		}
 	}
 }
+
+// syncShim lets a live shim that has recorded an exit catch up with its
+// own state (it writes the record, then marks the process stopped), so a
+// delete or state that follows Wait finds it agreeing with the record. It
+// waits at most shimSyncTimeout: the record, not the shim, is the answer.
+func (c *Container) syncShim(ctx context.Context, exec string) {
+	if _, alive := c.shimAlive(); !alive {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, shimSyncTimeout)
+	defer cancel()
+	c.client().Wait(ctx, exec)
+}
+
+// shimSyncTimeout bounds syncShim.
+const shimSyncTimeout = 2 * time.Second
 
 func (c *Container) exitWithoutShim(dir, name string) (*ExitRecord, error) {
 	if exit, err := shim.ReadExit(dir, name); err == nil {
@@ -375,6 +392,11 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 		return true, c.usable()
 	}
 	err := c.client().Delete(ctx, force)
+	if _, rerr := shim.ReadExit(c.dir, shim.ExitFile); errors.Is(err, ErrRunning) && rerr == nil {
+		// Init's exit is recorded and the shim is about to say so.
+		c.syncShim(ctx, "")
+		err = c.client().Delete(ctx, force)
+	}
 	if err == nil {
 		// The folder is gone and the shim is on its way out; one that
 		// lingers has nothing left to guard, so it is made to go.
