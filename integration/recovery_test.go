@@ -544,8 +544,7 @@ func TestRecoveryInterruptedWait(t *testing.T) {
 
 func rcvInterruptedWait(t *testing.T, e *testutil.Env, when string) {
 	rcvStart(t, e, when)
-	sid := rcvIdent(t, e, when, shim.ShimPidFile)
-	waiter := rcvStartWait(t, e, when, sid, nil)
+	waiter := rcvStartWait(t, e, when, nil)
 	if err := waiter.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +569,7 @@ func rcvInterruptedWait(t *testing.T, e *testutil.Env, when string) {
 		wg.Wait()
 	case "after":
 		var out strings.Builder
-		w := rcvStartWait(t, e, when, sid, &out)
+		w := rcvStartWait(t, e, when, &out)
 		rcvSignal(t, e.NewManager(), when, syscall.SIGUSR1)
 		err := w.Wait()
 		r.Stdout, r.Code = out.String(), w.ProcessState.ExitCode()
@@ -586,10 +585,9 @@ func rcvInterruptedWait(t *testing.T, e *testutil.Env, when string) {
 }
 
 // rcvStartWait starts tether wait in its own process group and returns
-// once it is connected to the shim (the shim holds one more socket).
-func rcvStartWait(t *testing.T, e *testutil.Env, id string, sid proc.Identity, stdout io.Writer) *exec.Cmd {
+// once it has dialed the shim (the CLI opens no other socket).
+func rcvStartWait(t *testing.T, e *testutil.Env, id string, stdout io.Writer) *exec.Cmd {
 	t.Helper()
-	base := rcvSockets(sid.Pid)
 	cmd := e.Command("wait", id)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stdout = stdout
@@ -602,7 +600,7 @@ func rcvStartWait(t *testing.T, e *testutil.Env, id string, sid proc.Identity, s
 			cmd.Wait()
 		}
 	})
-	testutil.Eventually(t, rcvWait, "tether wait to reach the shim", func() bool { return rcvSockets(sid.Pid) > base })
+	testutil.Eventually(t, rcvWait, "tether wait to reach the shim", func() bool { return rcvSockets(cmd.Process.Pid) > 0 })
 	return cmd
 }
 
