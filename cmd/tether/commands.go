@@ -72,10 +72,10 @@ func addCreateFlags(fs *flagSet) createFlags {
 func (f createFlags) opts() (runtime.CreateOpts, error) {
 	size, err := parseSize(*f.logMaxSize)
 	if err != nil {
-		return runtime.CreateOpts{}, err
+		return runtime.CreateOpts{}, usageError{err}
 	}
 	if *f.logMaxFiles < 1 {
-		return runtime.CreateOpts{}, fmt.Errorf("--log-max-files %d: keep at least 1", *f.logMaxFiles)
+		return runtime.CreateOpts{}, usageError{fmt.Errorf("--log-max-files %d: keep at least 1", *f.logMaxFiles)}
 	}
 	return runtime.CreateOpts{Terminal: *f.tty, Stdin: *f.stdin, LogMaxSize: size, LogMaxFiles: *f.logMaxFiles}, nil
 }
@@ -230,7 +230,7 @@ func cmdList(ctx context.Context, g *globals, args []string) error {
 		return usageError{fmt.Errorf("list takes no arguments")}
 	}
 	if *format != "table" && *format != "json" {
-		return fmt.Errorf("--format %q: use table or json", *format)
+		return usageError{fmt.Errorf("--format %q: use table or json", *format)}
 	}
 	m, err := g.manager()
 	if err != nil {
