@@ -121,9 +121,16 @@ func OOMExec(args []string) error {
 
 // execRuntime is the shim's runtime for an exec of spec: its launcher
 // starts the process at the spec's oomScoreAdj (or 0), which runc and crun
-// do not apply to exec'd processes themselves.
+// do not apply to exec'd processes themselves. oom_score_adj is inherited
+// at fork, so when the shim already has that value (it could not lower
+// its own, or the spec asks for the shim's) the runtime runs directly,
+// saving the launcher's exec on the exec hot path.
 func (s *Shim) execRuntime(spec *specs.Process) *oci.Runtime {
 	rt := *s.rt
-	rt.Launcher = oomLauncher(childOOMScoreAdj(spec.OOMScoreAdj))
+	rt.Launcher = nil
+	adj := childOOMScoreAdj(spec.OOMScoreAdj)
+	if own, err := OOMScoreAdj(0); err != nil || own != adj {
+		rt.Launcher = oomLauncher(adj)
+	}
 	return &rt
 }
