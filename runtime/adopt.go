@@ -66,14 +66,18 @@ func lockDir(ctx context.Context, dir string, wait bool) (*os.File, error) {
 	}
 }
 
-// locked reports whether another manager holds the folder's lock now.
+// locked reports whether another manager holds the folder's lock now. It
+// creates nothing: a missing lock file is a free lock, and a folder that a
+// shim is removing must not get a new entry under its feet.
 func locked(dir string) bool {
-	f, err := lockDir(context.Background(), dir, false)
+	f, err := os.OpenFile(filepath.Join(dir, shim.LockFile), os.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return errors.Is(err, ErrLocked)
+		return false
 	}
-	f.Close()
-	return false
+	defer f.Close()
+	// Shared: two managers looking at once do not see each other.
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	return errors.Is(err, unix.EWOULDBLOCK)
 }
 
 // checkShim reports on the container's shim: nil when shim.pid names a

@@ -456,10 +456,13 @@ func (c *Container) cleanup(ctx context.Context) error {
 			c.m.log.WithError(err).WithField("id", c.id).Warn("runtime delete")
 		}
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("delete %s: remove folder: %w", c.id, err)
+	var err error
+	for range 3 { // a manager that looked in meanwhile may have made the lock file again
+		if err = os.RemoveAll(c.dir); err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("delete %s: remove folder: %w", c.id, err)
 }
 
 // killMembers kills init and exec'd processes still running, each only
