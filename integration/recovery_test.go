@@ -419,80 +419,93 @@ func rcvLogsOf(t *testing.T, e *testutil.Env) {
 // status and time.
 func TestRecoveryWatch(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
-		e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 4"), "before")
-		rcvExitRecorded(t, e, "before")
-		rcvStart(t, e, "running")
-		rcvStart(t, e, "lost")
-		rcvStart(t, e, "adopted")
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		events, err := e.NewManager().Watch(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first := map[string]runtime.Event{}
-		rcvCollect(t, events, first, "before")
-		rcvSignal(t, e.NewManager(), "running", syscall.SIGUSR1)
-		rcvCollect(t, events, first, "running")
-		e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 5"), "after")
-		rcvCollect(t, events, first, "after")
-		// init dies under a stopped shim, which is then killed before it
-		// could reap it: nobody saw the status, and no init is left to adopt.
-		rcvLoseExit(t, e, "lost")
-		rcvCollect(t, events, first, "lost")
-		// Its shim dies while the subscription waits on it: the init is
-		// adopted and its exit still delivered.
-		old := rcvIdent(t, e, "adopted", shim.ShimPidFile)
-		rcvKill(t, old)
-		testutil.Eventually(t, rcvWait, "the orphan to be adopted", func() bool {
-			sid, err := shim.ReadPid(filepath.Join(e.Root, "adopted"), shim.ShimPidFile)
-			return err == nil && sid.Pid != old.Pid && sid.Alive()
-		})
-		rcvSignal(t, e.NewManager(), "adopted", syscall.SIGUSR1)
-		rcvCollect(t, events, first, "adopted")
-		adopted := 7 // the true status, from the process events connector
-		if ev := first["adopted"]; ev.Exit != nil && strings.Contains(ev.Exit.Reason, "not observable") {
-			adopted = runtime.UnknownExitStatus // where that is not available
-		}
-		for id, want := range map[string]int{"before": 4, "running": 7, "after": 5, "lost": runtime.UnknownExitStatus, "adopted": adopted} {
-			if ev := first[id]; ev.Err != nil || ev.Exit == nil || ev.Exit.Status != want {
-				t.Fatalf("%s: event %+v, want status %d", id, ev, want)
-			}
-		}
-		if !strings.Contains(first["lost"].Exit.Reason, "unknown") {
-			t.Fatalf("lost: reason %q, want it to say the status is unknown", first["lost"].Exit.Reason)
-		}
-		cancel()
-		for ev := range events {
-			t.Fatalf("second event for %s in one subscription: %+v", ev.ID, ev)
-		}
+		first := rcvWatchFirst(t, e)
 		e.MustTether("delete", "before") // acknowledged
-		ctx2, cancel2 := context.WithCancel(context.Background())
-		defer cancel2()
-		events2, err := e.NewManager().Watch(ctx2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		second := map[string]runtime.Event{}
-		rcvCollect(t, events2, second, "running", "after", "lost", "adopted")
-		for id, ev := range second {
-			f := first[id]
-			if ev.Exit.Status != f.Exit.Status || (!f.Exit.ExitedAt.IsZero() && !ev.Exit.ExitedAt.Equal(f.Exit.ExitedAt)) {
-				t.Fatalf("%s: delivered as %+v, then as %+v", id, f.Exit, ev.Exit)
-			}
-		}
-		if _, ok := second["before"]; ok {
-			t.Fatal("a deleted container's exit was delivered again")
-		}
-		cancel2()
-		for ev := range events2 {
-			t.Fatalf("unexpected event %+v", ev)
-		}
+		rcvWatchAgain(t, e, first)
 		for _, id := range []string{"running", "after", "lost", "adopted"} {
 			e.MustTether("delete", id)
 		}
 		rcvAssertClean(t, e)
 	})
+}
+
+// rcvWatchFirst subscribes and collects one exit of each kind: ended
+// before, ended while subscribed, created after, lost, adopted.
+func rcvWatchFirst(t *testing.T, e *testutil.Env) map[string]runtime.Event {
+	e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 4"), "before")
+	rcvExitRecorded(t, e, "before")
+	rcvStart(t, e, "running")
+	rcvStart(t, e, "lost")
+	rcvStart(t, e, "adopted")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := e.NewManager().Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := map[string]runtime.Event{}
+	rcvCollect(t, events, first, "before")
+	rcvSignal(t, e.NewManager(), "running", syscall.SIGUSR1)
+	rcvCollect(t, events, first, "running")
+	e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 5"), "after")
+	rcvCollect(t, events, first, "after")
+	// init dies under a stopped shim, which is then killed before it
+	// could reap it: nobody saw the status, and no init is left to adopt.
+	rcvLoseExit(t, e, "lost")
+	rcvCollect(t, events, first, "lost")
+	// Its shim dies while the subscription waits on it: the init is
+	// adopted and its exit still delivered.
+	old := rcvIdent(t, e, "adopted", shim.ShimPidFile)
+	rcvKill(t, old)
+	testutil.Eventually(t, rcvWait, "the orphan to be adopted", func() bool {
+		sid, err := shim.ReadPid(filepath.Join(e.Root, "adopted"), shim.ShimPidFile)
+		return err == nil && sid.Pid != old.Pid && sid.Alive()
+	})
+	rcvSignal(t, e.NewManager(), "adopted", syscall.SIGUSR1)
+	rcvCollect(t, events, first, "adopted")
+	adopted := 7 // the true status, from the process events connector
+	if ev := first["adopted"]; ev.Exit != nil && strings.Contains(ev.Exit.Reason, "not observable") {
+		adopted = runtime.UnknownExitStatus // where that is not available
+	}
+	for id, want := range map[string]int{"before": 4, "running": 7, "after": 5, "lost": runtime.UnknownExitStatus, "adopted": adopted} {
+		if ev := first[id]; ev.Err != nil || ev.Exit == nil || ev.Exit.Status != want {
+			t.Fatalf("%s: event %+v, want status %d", id, ev, want)
+		}
+	}
+	if !strings.Contains(first["lost"].Exit.Reason, "unknown") {
+		t.Fatalf("lost: reason %q, want it to say the status is unknown", first["lost"].Exit.Reason)
+	}
+	cancel()
+	for ev := range events {
+		t.Fatalf("second event for %s in one subscription: %+v", ev.ID, ev)
+	}
+	return first
+}
+
+// rcvWatchAgain subscribes again: every exit not deleted comes again,
+// with the same status and time; the deleted one does not.
+func rcvWatchAgain(t *testing.T, e *testutil.Env, first map[string]runtime.Event) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := e.NewManager().Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := map[string]runtime.Event{}
+	rcvCollect(t, events, second, "running", "after", "lost", "adopted")
+	for id, ev := range second {
+		f := first[id]
+		if ev.Exit.Status != f.Exit.Status || (!f.Exit.ExitedAt.IsZero() && !ev.Exit.ExitedAt.Equal(f.Exit.ExitedAt)) {
+			t.Fatalf("%s: delivered as %+v, then as %+v", id, f.Exit, ev.Exit)
+		}
+	}
+	if _, ok := second["before"]; ok {
+		t.Fatal("a deleted container's exit was delivered again")
+	}
+	cancel()
+	for ev := range events {
+		t.Fatalf("unexpected event %+v", ev)
+	}
 }
 
 // rcvLoseExit kills init and its shim so that no exit is recorded.

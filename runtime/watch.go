@@ -47,11 +47,12 @@ type Event struct {
 // missed. Each container then gets one goroutine that runs Container.Wait:
 // one connection to a live shim, answered when the exit record is
 // durable; the records alone when the shim is gone; adoption when the
-// shim died and the init still runs (unless Opts.NoAdopt). A folder
-// without a record yet (a create in progress) is watched with inotify
-// until its record appears. The cost is one goroutine and one idle
-// connection per running container, and nothing per container once its
-// exit has been delivered.
+// shim died and the init still runs. A folder without a record yet (a
+// create in progress) is watched with inotify until its record appears.
+// The cost is one goroutine and one idle connection per running
+// container, and nothing per container once its exit has been delivered.
+// With Opts.NoAdopt an orphan (a shim that died while its init runs)
+// cannot be watched: it comes as an Event with Err.
 func (m *Manager) Watch(ctx context.Context) (<-chan Event, error) {
 	if err := os.MkdirAll(m.root, 0o711); err != nil {
 		return nil, err
