@@ -286,8 +286,7 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		dir, name = filepath.Join(c.dir, shim.ExecDir), exec+".exit.json"
 	}
 	if exit, err := shim.ReadExit(dir, name); err == nil {
-		c.syncShim(ctx, exec)
-		return exit, nil
+		return exit, nil // the shim marks the process stopped under the same lock it writes this with
 	}
 	for {
 		// A live shim is asked, not the record: it answers only once the
@@ -322,22 +321,6 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		}
 	}
 }
-
-// syncShim lets a live shim that has recorded an exit catch up with its
-// own state (it writes the record, then marks the process stopped), so a
-// delete or state that follows Wait finds it agreeing with the record. It
-// waits at most shimSyncTimeout: the record, not the shim, is the answer.
-func (c *Container) syncShim(ctx context.Context, exec string) {
-	if _, alive := c.shimAlive(); !alive {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, shimSyncTimeout)
-	defer cancel()
-	c.client().Wait(ctx, exec)
-}
-
-// shimSyncTimeout bounds syncShim.
-const shimSyncTimeout = 2 * time.Second
 
 func (c *Container) exitWithoutShim(dir, name string) (*ExitRecord, error) {
 	if exit, err := shim.ReadExit(dir, name); err == nil {
@@ -392,11 +375,6 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 		return true, c.usable()
 	}
 	err := c.client().Delete(ctx, force)
-	if _, rerr := shim.ReadExit(c.dir, shim.ExitFile); errors.Is(err, ErrRunning) && rerr == nil {
-		// Init's exit is recorded and the shim is about to say so.
-		c.syncShim(ctx, "")
-		err = c.client().Delete(ctx, force)
-	}
 	if err == nil {
 		// The folder is gone and the shim is on its way out; one that
 		// lingers has nothing left to guard, so it is made to go.

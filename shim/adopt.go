@@ -282,15 +282,7 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
 	if r := p.killedBy(); r != "" && reason == "" {
 		reason = r
 	}
-	if err := p.exited(e, reason); err != nil {
-		s.log.WithError(err).Error("exit record not written")
-	}
-	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status, "reason": reason}).Info("adopted process exited")
-	if p == s.init {
-		s.killExecs()
-	} else {
-		s.execFinished(p)
-	}
+	s.record(p, e, reason)
 }
 
 // crashPoint kills the shim when TETHER_CRASH_POINT (a comma-separated

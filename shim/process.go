@@ -131,7 +131,10 @@ func (p *process) killedBy() string {
 }
 
 // exited records the end of the process: it waits for the output still in
-// the pipes, writes the exit record durably and only then wakes waiters.
+// the pipes, then writes the exit record durably and marks the process
+// stopped under one hold of p.mu, so anyone who asks the shim after the
+// record appeared on disk gets an answer that agrees with it. Waiters are
+// not woken here: the caller finishes its clean-up, then calls wake.
 func (p *process) exited(e reaper.Exit, reason string) error {
 	drained := p.io.waitDrained()
 	rec := &ExitRecord{Version: SchemaVersion, Pid: e.Pid, Status: e.Status,
@@ -139,16 +142,19 @@ func (p *process) exited(e reaper.Exit, reason string) error {
 	if !drained && reason == "" {
 		rec.Reason = "output still held open by another process after exit; the log may miss its tail"
 	}
-	err := writeExit(p.dir, p.exitName, rec)
 	p.mu.Lock()
+	err := writeExit(p.dir, p.exitName, rec)
 	p.status, p.exit = StatusStopped, rec
 	p.mu.Unlock()
-	close(p.done)
 	if err != nil {
 		return fmt.Errorf("write exit record of pid %d: %w", e.Pid, err)
 	}
 	return nil
 }
+
+// wake tells every waiter that the process has exited; exited must have
+// run first.
+func (p *process) wake() { close(p.done) }
 
 // execState describes an exec'd process for State. While the container
 // is paused a running exec'd process is frozen too, and says so.

@@ -245,15 +245,23 @@ func (s *Shim) finish(p *process, e reaper.Exit) {
 	if p != s.init {
 		reason = s.execExitReason(p, e)
 	}
+	s.record(p, e, reason)
+}
+
+// record writes p's exit record, cleans up after it (kills the exec'd
+// processes when init ended; prunes old execs) and only then wakes its
+// waiters, so none of them sees a half-finished state.
+func (s *Shim) record(p *process, e reaper.Exit, reason string) {
 	if err := p.exited(e, reason); err != nil {
 		s.log.WithError(err).Error("exit record not written")
 	}
-	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status}).Info("process exited")
+	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status, "reason": reason}).Info("process exited")
 	if p == s.init {
 		s.killExecs()
 	} else {
 		s.execFinished(p)
 	}
+	p.wake()
 }
 
 // killExecs kills the exec'd processes still running once init has exited
