@@ -3,18 +3,27 @@ package shim
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/containerd/console"
 	"github.com/tether-run/tether/crilog"
+	"golang.org/x/sys/unix"
 )
 
-// followerBuffer is how many chunks a live follower may fall behind before
-// it is dropped: a slow follower loses its place, the container never waits.
-const followerBuffer = 256
+// Limits of a live follower (attach, exec with Attach). A follower may
+// fall behind the output by followerChunks chunks or followerBytes bytes,
+// whichever comes first; past that it is dropped: it loses its place and
+// its connection is cut, the container never waits for it, and the log
+// still has every byte.
+const (
+	followerChunks = 1024
+	followerBytes  = 16 << 20
+)
 
 // ioDrainTimeout bounds how long an exit waits for output still in the pipes
 // (a daemonised grandchild may hold them open for ever).
@@ -25,10 +34,14 @@ type chunk struct {
 	data []byte
 }
 
-// follower is one live reader of a process's output.
+// follower is one live reader of a process's output. Its fields other than
+// ch, queued and kicked are guarded by the fanout's mutex.
 type follower struct {
 	ch     chan chunk
-	closed bool
+	queued atomic.Int64  // bytes sent on ch and not yet taken
+	kicked chan struct{} // closed when it is dropped for falling behind
+	closed bool          // ch is closed
+	ended  bool          // ch was closed because the output ended: nothing was missed
 }
 
 // fanout copies output to live followers without ever blocking the writer.
@@ -38,12 +51,14 @@ type fanout struct {
 	done bool
 }
 
+// add registers a new follower; it sees output from now on. After the
+// output has ended it gets a follower whose channel is already closed.
 func (f *fanout) add() *follower {
-	fl := &follower{ch: make(chan chunk, followerBuffer)}
+	fl := &follower{ch: make(chan chunk, followerChunks), kicked: make(chan struct{})}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.done {
-		fl.closed = true
+		fl.closed, fl.ended = true, true
 		close(fl.ch)
 		return fl
 	}
@@ -54,12 +69,14 @@ func (f *fanout) add() *follower {
 	return fl
 }
 
+// remove unregisters a follower that went away.
 func (f *fanout) remove(fl *follower) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drop(fl)
 }
 
+// drop unregisters fl and closes its channel; f.mu is held.
 func (f *fanout) drop(fl *follower) {
 	delete(f.subs, fl)
 	if !fl.closed {
@@ -68,8 +85,17 @@ func (f *fanout) drop(fl *follower) {
 	}
 }
 
+// kick drops a follower that fell behind; f.mu is held.
+func (f *fanout) kick(fl *follower) {
+	if !fl.closed {
+		close(fl.kicked)
+	}
+	f.drop(fl)
+}
+
 // tee is called by the log copier with each chunk it read; p is reused by
-// the caller, so it is copied, and only when someone listens.
+// the caller, so it is copied, and only when someone listens. It never
+// blocks: a follower without room is kicked.
 func (f *fanout) tee(s crilog.Stream, p []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -80,11 +106,16 @@ func (f *fanout) tee(s crilog.Stream, p []byte) {
 	if s == crilog.Stderr {
 		c.kind = FrameStderr
 	}
+	n := int64(len(p))
 	for fl := range f.subs {
+		if fl.queued.Add(n) > followerBytes {
+			f.kick(fl)
+			continue
+		}
 		select {
 		case fl.ch <- c:
 		default:
-			f.drop(fl)
+			f.kick(fl)
 		}
 	}
 }
@@ -95,8 +126,39 @@ func (f *fanout) close() {
 	defer f.mu.Unlock()
 	f.done = true
 	for fl := range f.subs {
+		fl.ended = true
 		f.drop(fl)
 	}
+}
+
+// deliver writes fl's output to conn as frames until the output ends, fl
+// is kicked, or a write fails (the client went away). It reports whether
+// the client got all of the output, in which case the caller may send the
+// exit frame. A kicked follower's blocked write is cut short through a
+// write deadline, so a client that stopped reading holds nothing but its
+// connection, which the caller then closes.
+func (f *fanout) deliver(fl *follower, conn net.Conn) bool {
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-fl.kicked:
+			conn.SetWriteDeadline(time.Unix(1, 0))
+		case <-stop:
+		}
+	}()
+	for c := range fl.ch {
+		fl.queued.Add(-int64(len(c.data)))
+		if err := WriteFrame(conn, c.kind, c.data); err != nil {
+			f.remove(fl)
+			for range fl.ch {
+			}
+			return false
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fl.ended
 }
 
 // procIO is the output and input of one process: the log it is drained
@@ -142,6 +204,8 @@ func (pio *procIO) newPipes(withStdin bool) (*stdioFiles, error) {
 		return nil, err
 	}
 	rt.out, rt.err = outW, errW
+	growPipe(outR)
+	growPipe(errR)
 	if withStdin {
 		inR, inW, err := os.Pipe()
 		if err != nil {
@@ -155,6 +219,21 @@ func (pio *procIO) newPipes(withStdin bool) (*stdioFiles, error) {
 	pio.drain(crilog.Stdout, outR)
 	pio.drain(crilog.Stderr, errR)
 	return &rt, nil
+}
+
+// pipeSize is the capacity asked for the output pipes: a writer
+// that outpaces the shim for a moment fills it instead of blocking, and the
+// shim reads large chunks (fewer log entries, wake-ups and writes). The
+// kernel caps it at /proc/sys/fs/pipe-max-size (1 MiB by default); a
+// refusal is harmless, the pipe keeps its 64 KiB.
+const pipeSize = 1 << 20
+
+func growPipe(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 }
 
 // drain copies r into the log until EOF, then closes r.

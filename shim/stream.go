@@ -45,19 +45,8 @@ func (s *Shim) attach(p *process, r *bufio.Reader, conn *net.UnixConn) (*Respons
 // follower that fell behind is dropped and its connection closed.
 func (s *Shim) stream(p *process, fl *follower, r *bufio.Reader, conn *net.UnixConn) {
 	go s.readInput(p, fl, r)
-	for c := range fl.ch {
-		if err := WriteFrame(conn, c.kind, c.data); err != nil {
-			p.io.fan.remove(fl)
-			for range fl.ch {
-			}
-			return
-		}
-	}
-	p.io.fan.mu.Lock()
-	finished := p.io.fan.done
-	p.io.fan.mu.Unlock()
-	if !finished {
-		return
+	if !p.io.fan.deliver(fl, conn) {
+		return // dropped or gone: no exit frame after missing output
 	}
 	<-p.done
 	_, _, exit := p.current()

@@ -28,7 +28,7 @@ func init() {
 		{name: "state", usage: "ID", summary: "print the state as one JSON object", run: cmdState},
 		{name: "list", usage: "[--format table|json] [-q]", summary: "list containers", run: cmdList},
 		{name: "logs", usage: "[-f] [--tail N] [--since TIME] [--timestamps] [--exec-id NAME] ID", summary: "print the output from the log", run: cmdLogs},
-		{name: "attach", usage: "ID", summary: "stream live output and forward input", childStatus: true, run: cmdAttach},
+		{name: "attach", usage: "[--no-stdin] ID", summary: "stream live output and forward input", childStatus: true, run: cmdAttach},
 		{name: "pause", usage: "ID", summary: "freeze every process of a container", run: cmdPause},
 		{name: "resume", usage: "ID", summary: "thaw a paused container", run: cmdResume},
 		{name: "delete", usage: "[--force] ID", summary: "remove a container, its shim and its folder", run: cmdDelete},

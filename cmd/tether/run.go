@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/containerd/console"
+	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/runtime"
 )
 
@@ -46,7 +47,8 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	if *detach {
 		return startOrUndo(ctx, c)
 	}
-	status, err := foreground(ctx, c, "", opts.Terminal, opts.Stdin, func() error { return startOrUndo(ctx, c) })
+	status, err := foreground(ctx, session{c: c, tty: opts.Terminal, stdin: opts.Stdin, fromStart: true,
+		begin: func() error { return startOrUndo(ctx, c) }})
 	if *rm && err == nil {
 		if derr := c.Delete(context.Background(), false); derr != nil {
 			return derr
@@ -68,54 +70,137 @@ func startOrUndo(ctx context.Context, c *runtime.Container) error {
 	return nil
 }
 
-// foreground attaches to a process, runs begin (start it), forwards
-// signals, input and window size, copies its output, and returns its exit
-// status.
-func foreground(ctx context.Context, c *runtime.Container, exec string, tty, stdin bool, begin func() error) (int, error) {
-	stream, err := c.Attach(ctx, exec)
+// session is a process run in the foreground by run, exec or attach.
+type session struct {
+	c     *runtime.Container
+	exec  string // "" for the container's init
+	tty   bool   // the process has a terminal
+	stdin bool   // forward the local input, and its end
+	// fromStart says the live stream carries the process's output from its
+	// first byte (run and exec attach before the process starts), so a
+	// stream that gets cut can be finished from the log.
+	fromStart bool
+	// begin, if not nil, starts the process once attached (run).
+	begin func() error
+}
+
+// foreground attaches to the process, then runs it as streamProcess does.
+func foreground(ctx context.Context, s session) (int, error) {
+	stream, err := s.c.Attach(ctx, s.exec)
 	if err != nil {
 		return 0, err
 	}
-	return streamProcess(ctx, c, exec, stream, tty, stdin, begin)
+	return streamProcess(ctx, s, stream)
 }
 
-func streamProcess(ctx context.Context, c *runtime.Container, exec string, stream *runtime.Stream, tty, stdin bool, begin func() error) (int, error) {
+// streamProcess runs the client side of a live process: with a terminal
+// the local one goes raw (when input is forwarded) and its size follows
+// SIGWINCH; signals are forwarded; input is copied until its end, which
+// then reaches the process as end of input; output is copied until the
+// process exits. It returns the exit status from the process's record.
+//
+// The shim cuts a client that falls too far behind rather than slow the
+// container. A run or exec then finishes the output from the log, skipping
+// what it already showed of each stream (when the log never rotates: a
+// rotation could have dropped what it has not shown); an attach, which
+// joined at some unknown point, says where the whole output is.
+func streamProcess(ctx context.Context, s session, stream *runtime.Stream) (int, error) {
 	defer stream.Close()
-	if tty {
-		restore, err := rawTerminal(stream)
+	if s.tty {
+		restore, err := setupTerminal(ctx, s.c, s.exec, s.stdin)
 		if err != nil {
 			return 0, err
 		}
 		defer restore()
 	}
-	stopSignals := forwardSignals(c, exec, tty, stream)
+	stopSignals := forwardSignals(s.c, s.exec, s.tty, stream)
 	defer stopSignals()
-	if begin != nil {
-		if err := begin(); err != nil {
+	if s.begin != nil {
+		if err := s.begin(); err != nil {
 			return 0, err
 		}
 	}
-	if stdin {
+	if s.stdin {
 		go forwardStdin(stream)
 	}
-	exit, err := stream.Copy(os.Stdout, os.Stderr)
-	if err != nil || exit == nil {
-		// Cut off (too slow, or the shim went away): the record decides.
-		exit, err = c.WaitExec(ctx, exec)
-		if err != nil {
-			return 0, err
-		}
+	out, errOut := &countWriter{w: os.Stdout}, &countWriter{w: os.Stderr}
+	exit, err := stream.Copy(out, errOut)
+	if err == nil && exit != nil {
+		return exit.Status, nil
+	}
+	// Cut off (fell behind, or the shim went away): the record decides.
+	if !s.catchUp(ctx, out.n, errOut.n) {
+		fmt.Fprintf(os.Stderr, "\r\ntether: the live output was cut (this client fell behind, or the shim went away); the whole output is in the log: %s\r\n", logsCommand(s.c, s.exec))
+	}
+	exit, err = s.c.WaitExec(ctx, s.exec)
+	if err != nil {
+		return 0, err
 	}
 	return exit.Status, nil
 }
 
+// catchUp outputs the rest of the process's output from its log, skipping
+// the bytes of each stream shown already, until the process has exited.
+// It reports false if it could not.
+func (s session) catchUp(ctx context.Context, shownOut, shownErr int64) bool {
+	rec, err := s.c.Record()
+	if !s.fromStart || err != nil || rec.LogMaxSize > 0 {
+		return false
+	}
+	path, exitDir, exitName := logFiles(s.c, s.exec)
+	err = crilog.Follow(ctx, path, crilog.ReadOptions{Tail: -1},
+		&skipWriter{w: os.Stdout, skip: shownOut}, &skipWriter{w: os.Stderr, skip: shownErr},
+		writerDone(s.c.Dir(), exitDir, exitName))
+	return err == nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// skipWriter drops the first skip bytes written to it.
+type skipWriter struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	drop := min(s.skip, int64(n))
+	s.skip -= drop
+	if _, err := s.w.Write(p[drop:]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// logsCommand is the command that shows a process's whole output.
+func logsCommand(c *runtime.Container, exec string) string {
+	if exec == "" {
+		return "tether logs " + c.ID()
+	}
+	return "tether logs --exec-id " + exec + " " + c.ID()
+}
+
+// forwardStdin copies the local input to the process; its end becomes the
+// process's end of input.
 func forwardStdin(stream *runtime.Stream) {
-	io.Copy(stream, os.Stdin)
+	if _, err := io.Copy(stream, os.Stdin); err != nil {
+		return // the stream is gone: nothing to close
+	}
 	stream.CloseStdin()
 }
 
 // forwardSignals passes the signals a user sends to the foreground command
-// on to the container. With a terminal, SIGWINCH resizes it instead.
+// on to the process. With a terminal, SIGWINCH resizes it instead.
 func forwardSignals(c *runtime.Container, exec string, tty bool, stream *runtime.Stream) func() {
 	ch := make(chan os.Signal, 16)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
@@ -128,8 +213,8 @@ func forwardSignals(c *runtime.Container, exec string, tty bool, stream *runtime
 				return
 			case s := <-ch:
 				if s == syscall.SIGWINCH {
-					if tty {
-						sendSize(stream)
+					if ws, ok := localSize(); tty && ok {
+						stream.Resize(ws.Width, ws.Height)
 					}
 					continue
 				}
@@ -140,28 +225,42 @@ func forwardSignals(c *runtime.Container, exec string, tty bool, stream *runtime
 	return func() { signal.Stop(ch); close(done) }
 }
 
-// rawTerminal puts the local terminal in raw mode (if stdin is one) and
-// sends its size; the returned function restores it.
-func rawTerminal(stream *runtime.Stream) (func(), error) {
+// setupTerminal gives the process's terminal the local terminal's size
+// (a control request answered once done, so the process starts with it)
+// and, when input is forwarded and stdin is a terminal, puts the local
+// terminal in raw mode so that every key reaches the process. The returned
+// function restores the local terminal.
+func setupTerminal(ctx context.Context, c *runtime.Container, exec string, stdin bool) (func(), error) {
+	if ws, ok := localSize(); ok {
+		if err := c.Resize(ctx, exec, ws.Width, ws.Height); err != nil {
+			return nil, err
+		}
+	}
+	if !stdin {
+		return func() {}, nil
+	}
 	cur, err := console.ConsoleFromFile(os.Stdin)
 	if err != nil {
-		return func() {}, nil // not a terminal: the container still gets a pty
+		return func() {}, nil // not a terminal: the process still has its pty
 	}
 	if err := cur.SetRaw(); err != nil {
 		return nil, fmt.Errorf("raw terminal: %w", err)
 	}
-	sendSize(stream)
 	return func() { cur.Reset() }, nil
 }
 
-func sendSize(stream *runtime.Stream) {
-	cur, err := console.ConsoleFromFile(os.Stdin)
-	if err != nil {
-		return
+// localSize is the size of the local terminal (stdin's, else stdout's).
+func localSize() (console.WinSize, bool) {
+	for _, f := range []*os.File{os.Stdin, os.Stdout} {
+		cur, err := console.ConsoleFromFile(f)
+		if err != nil {
+			continue
+		}
+		if ws, err := cur.Size(); err == nil && ws.Width > 0 && ws.Height > 0 {
+			return ws, true
+		}
 	}
-	if ws, err := cur.Size(); err == nil && ws.Width > 0 {
-		stream.Resize(ws.Width, ws.Height)
-	}
+	return console.WinSize{}, false
 }
 
 func cmdExec(ctx context.Context, g *globals, args []string) error {
@@ -215,7 +314,7 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 		}
 		return nil
 	}
-	status, err := streamProcess(ctx, c, name, stream, *tty, *stdin, nil)
+	status, err := streamProcess(ctx, session{c: c, exec: name, tty: *tty, stdin: *stdin, fromStart: true}, stream)
 	if err != nil {
 		return err
 	}
@@ -233,8 +332,15 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// cmdAttach streams a container's live output from now on (what came
+// before is in 'tether logs') and, when it was created with -i and
+// --no-stdin is not given, forwards input; the end of the local input
+// closes the container's. It exits with the container's status.
 func cmdAttach(ctx context.Context, g *globals, args []string) error {
-	c, err := load(ctx, g, "attach", args, nil)
+	var noStdin *bool
+	c, err := load(ctx, g, "attach", args, func(fs *flagSet) {
+		noStdin = fs.Bool("no-stdin", false, "only watch: do not forward input (nor its end)")
+	})
 	if err != nil {
 		return err
 	}
@@ -242,7 +348,7 @@ func cmdAttach(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	status, err := foreground(ctx, c, "", rec.Terminal, rec.Stdin, nil)
+	status, err := foreground(ctx, session{c: c, tty: rec.Terminal, stdin: rec.Stdin && !*noStdin})
 	if err != nil {
 		return err
 	}
