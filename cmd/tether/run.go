@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/containerd/console"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/runtime"
 )
@@ -226,14 +228,15 @@ func forwardSignals(c *runtime.Container, exec string, tty bool, stream *runtime
 }
 
 // setupTerminal gives the process's terminal the local terminal's size
-// (a control request answered once done, so the process starts with it)
-// and, when input is forwarded and stdin is a terminal, puts the local
-// terminal in raw mode so that every key reaches the process. The returned
-// function restores the local terminal.
+// (a control request answered once done, so a container started next
+// starts with it; a failure, such as an exec'd process that has already
+// exited, only costs the size) and, when input is forwarded and stdin is a
+// terminal, puts the local terminal in raw mode so that every key reaches
+// the process. The returned function restores the local terminal.
 func setupTerminal(ctx context.Context, c *runtime.Container, exec string, stdin bool) (func(), error) {
 	if ws, ok := localSize(); ok {
 		if err := c.Resize(ctx, exec, ws.Width, ws.Height); err != nil {
-			return nil, err
+			logrus.WithError(err).Debug("terminal size not set")
 		}
 	}
 	if !stdin {
@@ -298,6 +301,10 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 	spec.Env = append(spec.Env, env...)
 	if *cwd != "" {
 		spec.Cwd = *cwd
+	}
+	if ws, ok := localSize(); *tty && !*detach && ok {
+		// The process starts with the local size (no 0x0 first prompt).
+		spec.ConsoleSize = &specs.Box{Height: uint(ws.Height), Width: uint(ws.Width)}
 	}
 	name := *execID
 	if name == "" {
