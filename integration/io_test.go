@@ -600,7 +600,8 @@ func ioPtySize(pid int) (*unix.Winsize, error) {
 }
 
 // TestIONoLeakedFds: the container's init and exec'd processes hold only
-// 0, 1 and 2, with pipes, with stdin and with a terminal.
+// 0, 1 and 2, with pipes, with stdin and with a terminal; and a failed
+// exec -t leaves no pty master in the shim.
 func TestIONoLeakedFds(t *testing.T) {
 	ioEach(t, func(t *testing.T, e *testutil.Env) {
 		pipes := e.Bundle("sleep", "1000")
@@ -625,7 +626,47 @@ func TestIONoLeakedFds(t *testing.T) {
 				e.MustTether("delete", "--force", c.id)
 			})
 		}
+		t.Run("failed-exec-tty", func(t *testing.T) {
+			// The runtime sends the pty master before it finds the command
+			// missing: the shim must not keep it.
+			e.MustTether("run", "-d", "--bundle", pipes, "fail")
+			shimPid := ioShimPid(t, e, "fail")
+			for range 3 {
+				if r := e.Tether("exec", "-t", "fail", "--", "/nonexistent"); r.Code == 0 {
+					t.Fatalf("exec of a missing command succeeded")
+				}
+			}
+			testutil.Eventually(t, ioWait, "the shim to hold no pty master", func() bool {
+				return ioCountFds(shimPid, "/dev/pts/ptmx") == 0
+			})
+			e.MustTether("delete", "--force", "fail")
+		})
 	})
+}
+
+// ioShimPid is the shim pid tether state reports.
+func ioShimPid(t *testing.T, e *testutil.Env, id string) int {
+	t.Helper()
+	var st struct {
+		ShimPid int `json:"shim_pid"`
+	}
+	if err := json.Unmarshal([]byte(e.MustTether("state", id)), &st); err != nil || st.ShimPid == 0 {
+		t.Fatalf("state %s: no shim pid (%v)", id, err)
+	}
+	return st.ShimPid
+}
+
+// ioCountFds counts pid's descriptors pointing at target.
+func ioCountFds(pid int, target string) int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	n := 0
+	for _, ent := range ents {
+		if l, _ := os.Readlink(filepath.Join(dir, ent.Name())); l == target {
+			n++
+		}
+	}
+	return n
 }
 
 // ioCheckFds waits for pid to run sleep (the runtime's own descriptors are

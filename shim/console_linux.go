@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/console"
@@ -21,8 +22,9 @@ const consoleTimeout = 10 * time.Second
 // consoleSocket receives the pty master that the OCI runtime sends over
 // --console-socket (SCM_RIGHTS).
 type consoleSocket struct {
-	path string
-	ln   *net.UnixListener
+	path   string
+	ln     *net.UnixListener
+	closed sync.Once
 }
 
 func listenConsole(path string) (*consoleSocket, error) {
@@ -38,13 +40,16 @@ func listenConsole(path string) (*consoleSocket, error) {
 	return &consoleSocket{path: path, ln: ln}, nil
 }
 
+// close stops listening and removes the socket; it may be called again.
 func (c *consoleSocket) close() {
-	c.ln.Close()
-	os.Remove(c.path)
-	if dir := filepath.Dir(c.path); filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
-		strings.HasPrefix(filepath.Base(dir), "tcs") {
-		os.Remove(dir) // the private folder consolePath made for a long path
-	}
+	c.closed.Do(func() {
+		c.ln.Close()
+		os.Remove(c.path)
+		if dir := filepath.Dir(c.path); filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
+			strings.HasPrefix(filepath.Base(dir), "tcs") {
+			os.Remove(dir) // the private folder consolePath made for a long path
+		}
+	})
 }
 
 // receive accepts one connection and takes the fd it carries.
@@ -54,6 +59,7 @@ func (c *consoleSocket) receive() (console.Console, error) {
 		return nil, err
 	}
 	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(consoleTimeout))
 	buf := make([]byte, 256)
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
@@ -108,7 +114,19 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, so
 	}
 	got := make(chan result, 1)
 	go func() { c, err := cs.receive(); got <- result{c, err} }()
+	// abandon is the way out on failure: a pty master the runtime sent
+	// before it failed (exec of a missing command) must not stay open in
+	// the shim, and the receiving goroutine must end.
+	abandon := func() {
+		cs.close()
+		go func() {
+			if r := <-got; r.c != nil {
+				r.c.Close()
+			}
+		}()
+	}
 	if err := fn(nil, sock); err != nil {
+		abandon()
 		return err
 	}
 	select {
@@ -119,8 +137,10 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, so
 		pio.setConsole(r.c)
 		return nil
 	case <-time.After(consoleTimeout):
+		abandon()
 		return errors.New("the runtime sent no terminal on the console socket")
 	case <-ctx.Done():
+		abandon()
 		return ctx.Err()
 	}
 }
