@@ -2,6 +2,7 @@ package shim
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -170,10 +171,15 @@ type procIO struct {
 	mu      sync.Mutex
 	stdin   io.WriteCloser // nil without stdin
 	console console.Console
+	closed  bool // close was called: the process has exited or is deleted
 	// warn, when set, hears of output that could not be written to the
 	// log (a full disk): it was dropped, and the draining went on.
 	warn func(error)
 }
+
+// errIOClosed answers input and resizes sent after the process's IO was
+// released (it has exited).
+var errIOClosed = fmt.Errorf("the process has exited: %w", ErrNotRunning)
 
 // stdioFiles are the runtime's ends of the pipes, closed by the shim once
 // the runtime has handed them to the process.
@@ -259,7 +265,10 @@ func (pio *procIO) setConsole(c console.Console) {
 	pio.copies.Add(1)
 	go func() {
 		defer pio.copies.Done()
-		pio.log.Copy(crilog.Stdout, eioAsEOF{c}, pio.fan.tee)
+		_, err := pio.log.Copy(crilog.Stdout, eioAsEOF{c}, pio.fan.tee)
+		if err != nil && pio.warn != nil {
+			pio.warn(err)
+		}
 	}()
 }
 
@@ -294,8 +303,11 @@ func (pio *procIO) waitDrained() bool {
 // writeStdin forwards input; it blocks while the process does not read.
 func (pio *procIO) writeStdin(p []byte) error {
 	pio.mu.Lock()
-	w := pio.stdin
+	w, closed := pio.stdin, pio.closed
 	pio.mu.Unlock()
+	if closed {
+		return errIOClosed
+	}
 	if w == nil {
 		return errors.New("stdin is closed or was not opened: create the container with -i")
 	}
@@ -308,6 +320,9 @@ func (pio *procIO) writeStdin(p []byte) error {
 func (pio *procIO) closeStdin() error {
 	pio.mu.Lock()
 	defer pio.mu.Unlock()
+	if pio.closed {
+		return nil // nothing reads it any more
+	}
 	if pio.console != nil {
 		_, err := pio.console.Write([]byte{4})
 		return err
@@ -322,21 +337,26 @@ func (pio *procIO) closeStdin() error {
 
 func (pio *procIO) resize(w, h uint16) error {
 	pio.mu.Lock()
-	c := pio.console
-	pio.mu.Unlock()
-	if c == nil {
+	defer pio.mu.Unlock()
+	if pio.closed {
+		return errIOClosed
+	}
+	if pio.console == nil {
 		return errors.New("no terminal: create the process with -t")
 	}
-	return c.Resize(console.WinSize{Width: w, Height: h})
+	return pio.console.Resize(console.WinSize{Width: w, Height: h})
 }
 
-// close releases everything; called when the process is deleted.
+// close releases everything once the process has exited (exec'd
+// processes) or is deleted (init). Later input and resizes get
+// errIOClosed.
 func (pio *procIO) close() {
 	pio.closeStdin()
 	pio.mu.Lock()
 	if pio.console != nil {
 		pio.console.Close()
 	}
+	pio.closed = true
 	pio.mu.Unlock()
 	pio.log.Close()
 }
