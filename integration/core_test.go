@@ -33,19 +33,11 @@ import (
 // speed assertion: the machine is shared with other suites.
 const coreWait = 60 * time.Second
 
-// coreEach runs f as one subtest per OCI runtime, each with a fresh root.
-func coreEach(t *testing.T, f func(t *testing.T, e *testutil.Env)) {
-	t.Helper()
-	for _, rt := range testutil.Runtimes {
-		t.Run(rt, func(t *testing.T) { f(t, testutil.NewEnv(t, rt)) })
-	}
-}
-
 // TestCoreExitCodes: the container's exit code comes out of a foreground
 // run, of run -d + wait, and of a SIGKILL (137); its output streams to the
 // foreground run and reaches the log.
 func TestCoreExitCodes(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		for _, code := range []int{0, 3} {
 			t.Run(fmt.Sprintf("foreground-%d", code), func(t *testing.T) { coreForeground(t, e, code) })
 			t.Run(fmt.Sprintf("detached-%d", code), func(t *testing.T) { coreDetached(t, e, code) })
@@ -115,7 +107,7 @@ func coreKilled(t *testing.T, e *testutil.Env) {
 // TestCoreStateAndList: state is one JSON object with the fields of
 // DESIGN.md at every stage, and list shows the same as a table and as JSON.
 func TestCoreStateAndList(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		if out := e.MustTether("list", "--format", "json"); strings.TrimSpace(out) != "[]" {
 			t.Errorf("list --format json on an empty root: %q, want []", out)
 		}
@@ -208,7 +200,7 @@ func coreCheckList(t *testing.T, e *testutil.Env, want map[string]string) {
 // TestCoreCreateInvalidConfig: a bundle the runtime (or the JSON parser)
 // refuses gives that message on one line, and leaves nothing behind.
 func TestCoreCreateInvalidConfig(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		cases := []struct {
 			name  string
 			edit  func(cfg map[string]any)
@@ -275,7 +267,7 @@ func coreEditConfig(t *testing.T, bundleDir string, edit func(map[string]any), r
 // clear line and leaves the first container as it was; of many concurrent
 // creates of one ID exactly one wins.
 func TestCoreIDInUse(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		b := e.Bundle("sh", "-c", "echo up; sleep 1000")
 		e.MustTether("run", "-d", "--bundle", b, "taken")
 		first, _ := coreState(t, e, "taken")
@@ -323,7 +315,7 @@ func TestCoreIDInUse(t *testing.T) {
 // the runtime API and through 20 concurrent CLI processes, all run, and
 // all end and delete cleanly.
 func TestCoreManyAtOnce(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		b := e.Bundle("sh", "-c", "echo up; sleep 1000")
 		t.Run("api", func(t *testing.T) { coreManyAPI(t, e, b) })
 		t.Run("cli", func(t *testing.T) { coreManyCLI(t, e, b) })
@@ -443,7 +435,7 @@ func coreParallel(t *testing.T, ids []string, f func(id string) error) {
 // held stays open, and a new manager sees the container running with the
 // same pids, and can kill, wait for and delete it.
 func TestCoreShimSurvivesManagerKill(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		for _, group := range []bool{false, true} {
 			name := map[bool]string{false: "manager", true: "process-group"}[group]
 			t.Run(name, func(t *testing.T) { coreKillManager(t, e, name, group) })
@@ -587,7 +579,7 @@ func coreStartCaptured(t *testing.T, cmd *exec.Cmd) *coreOutput {
 // --force and leaves it running; with --force, and for a stopped
 // container, no process, mount, cgroup, runtime state or folder is left.
 func TestCoreDeleteLeavesNothing(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		b := e.Bundle("sh", "-c", "echo up; sleep 1000")
 		for _, force := range []bool{true, false} {
 			id := map[bool]string{true: "del-force", false: "del-stop"}[force]
@@ -635,7 +627,7 @@ func TestCoreDeleteLeavesNothing(t *testing.T) {
 // TestCoreRunRm: run --rm streams, exits with the container's code and
 // removes the container; -d with --rm is refused.
 func TestCoreRunRm(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		b := e.Bundle("sh", "-c", "echo bye; exit 3")
 		r := e.Tether("run", "--rm", "--bundle", b, "rm1")
 		if r.Code != 3 || r.Stdout != "bye\n" {
@@ -652,7 +644,7 @@ func TestCoreRunRm(t *testing.T) {
 // TestCoreNoLeakedFds: the container's init holds only 0, 1 and 2, and no
 // shim keeps a descriptor that the manager inherited from its caller.
 func TestCoreNoLeakedFds(t *testing.T) {
-	coreEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)

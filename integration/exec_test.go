@@ -32,14 +32,6 @@ import (
 // assertion.
 const execWait = 60 * time.Second
 
-// execEach runs f once per OCI runtime, each with a fresh root.
-func execEach(t *testing.T, f func(t *testing.T, e *testutil.Env)) {
-	t.Helper()
-	for _, rt := range testutil.Runtimes {
-		t.Run(rt, func(t *testing.T) { f(t, testutil.NewEnv(t, rt)) })
-	}
-}
-
 // execSleeper runs a detached container whose init sleeps.
 func execSleeper(t *testing.T, e *testutil.Env, id string) {
 	t.Helper()
@@ -51,7 +43,7 @@ func execSleeper(t *testing.T, e *testutil.Env, id string) {
 // gives the status later; SIGKILL through kill --exec-id gives 137. Each
 // exec keeps its own exit record, and only the documented files.
 func TestExecExitCodes(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execSleeper(t, e, "c")
 		r := e.Tether("exec", "c", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
 		if r.Code != 7 || r.Stdout != "out\n" || r.Stderr != "err\n" {
@@ -148,7 +140,7 @@ var execManyCount = map[string]int{"runc": 500, "crun": 150}
 // shim, no descriptor open in it, and only the records of the last
 // runtime.ExecRetention finished execs.
 func TestExecManyInARow(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		ctx := context.Background()
 		c := execAPIContainer(t, e, "many")
 		st, err := c.State(ctx)
@@ -160,7 +152,7 @@ func TestExecManyInARow(t *testing.T) {
 			t.Fatal(err)
 		}
 		execRun(t, c, "warm", spec, 0) // the exec folder, the runtime's caches
-		fds := execFdCount(t, st.ShimPid)
+		fds := testutil.FDCount(t, st.ShimPid)
 		start := time.Now()
 		n := execManyCount[e.Runtime]
 		for i := range n {
@@ -168,12 +160,12 @@ func TestExecManyInARow(t *testing.T) {
 		}
 		t.Logf("%s: %d execs of true in %v (%v each, foreground through the API)", e.Runtime, n, time.Since(start), time.Since(start)/time.Duration(n))
 		testutil.Eventually(t, execWait, "no zombie under the shim", func() bool {
-			return len(execZombies(st.ShimPid)) == 0
+			return len(testutil.ZombieChildren(st.ShimPid)) == 0
 		})
 		// The count moves a little on its own (connections closing, pidfds
 		// the Go runtime closes when it collects them): a descriptor kept
 		// per exec would add hundreds, and one on an exec's log shows.
-		if got := execFdCount(t, st.ShimPid); got > fds+execFdSlack {
+		if got := testutil.FDCount(t, st.ShimPid); got > fds+execFdSlack {
 			t.Errorf("shim holds %d descriptors after %d execs, %d before", got, n, fds)
 		}
 		execDir := filepath.Join(e.Root, "many", shim.ExecDir)
@@ -244,22 +236,6 @@ func execRun(t *testing.T, c *runtime.Container, id string, spec specs.Process, 
 	return out.String()
 }
 
-// execZombies lists the zombie children of pid.
-func execZombies(pid int) []int {
-	var zs []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		p, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := proc.ReadStat(p); err == nil && st.PPid == pid && st.State == 'Z' {
-			zs = append(zs, p)
-		}
-	}
-	return zs
-}
-
 // execFdSlack is how far the shim's descriptor count may drift by itself.
 const execFdSlack = 10
 
@@ -279,19 +255,10 @@ func execFds(t *testing.T, pid int) map[int]string {
 	return fds
 }
 
-func execFdCount(t *testing.T, pid int) int {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestExecConcurrent: 20 execs at once through 20 CLI processes, each
 // with its own exit code and output.
 func TestExecConcurrent(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execSleeper(t, e, "c")
 		const n = 20
 		results := make([]testutil.Result, n)
@@ -328,7 +295,7 @@ func TestExecConcurrent(t *testing.T) {
 // execs into it; an exec started by the old manager is waited on by the
 // new one with its true status, whether it ended before or after.
 func TestExecAfterManagerRestart(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		ctx := context.Background()
 		old := execAPIContainer(t, e, "r")
 		long, _ := old.ProcessSpec([]string{"sleep", "1000"})
@@ -366,7 +333,7 @@ func TestExecAfterManagerRestart(t *testing.T) {
 // runtime cannot start, and kill/wait of execs that do not exist or have
 // ended: one clear line each, nothing started.
 func TestExecErrors(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execSleeper(t, e, "c")
 		e.MustTether("create", "--bundle", e.Bundle("sleep", "1000"), "created")
 		e.MustTether("run", "-d", "--bundle", e.Bundle("true"), "done")
@@ -431,7 +398,7 @@ func execOneLine(t *testing.T, r testutil.Result, code int, wants ...string) {
 // on its own keeps its own status. With a private pid namespace the kernel
 // kills them; with the host's, the shim does.
 func TestExecKilledWhenInitExits(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execInitExits(t, e, "private-pidns", false)
 		execInitExits(t, e, "host-pidns", true)
 	})
@@ -487,7 +454,7 @@ func execInitExits(t *testing.T, e *testutil.Env, id string, hostPid bool) {
 			t.Errorf("exec'd pid %d still runs after init exited", ident.Pid)
 		}
 	}
-	if zs := execZombies(execStateOf(t, e, id).ShimPid); len(zs) > 0 {
+	if zs := testutil.ZombieChildren(execStateOf(t, e, id).ShimPid); len(zs) > 0 {
 		t.Errorf("zombies under the shim: %v", zs)
 	}
 	e.MustTether("delete", id)
@@ -526,7 +493,7 @@ func execEditSpec(t *testing.T, bundle string, edit func(*specs.Spec)) {
 // any case, and numbers; --exec-id signals one exec'd process; bad names
 // and numbers are refused with one line and nothing is signalled.
 func TestExecKillSignals(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execSleeper(t, e, "c")
 		for i, tc := range []struct {
 			sig  string
@@ -596,7 +563,7 @@ func TestExecList(t *testing.T) {
 // refused while paused, naming the fix; pausing twice or resuming a
 // running container is refused; SIGKILL ends a paused container.
 func TestExecPauseResume(t *testing.T) {
-	execEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		execSleeper(t, e, "c")
 		e.MustTether("exec", "-d", "--exec-id", "s", "c", "--", "sleep", "1000")
 		e.MustTether("pause", "c")

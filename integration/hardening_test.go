@@ -562,16 +562,6 @@ func TestHardeningLongRoot(t *testing.T) {
 	}
 }
 
-// shimFDs counts the open fds of a shim from /proc.
-func shimFDs(t *testing.T, pid int) int {
-	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestHardeningLoad runs 100 clients at once, each asking one of 50
 // containers for its state, running an exec in it and waiting for its
 // exit, while the containers are started and then stopped with a signal
@@ -622,7 +612,7 @@ func TestHardeningLoad(t *testing.T) {
 				var st *shim.Stats
 				st, err = shim.NewClient(c.Dir()).Stats(ctx)
 				if st != nil {
-					bx.base, bx.baseFDs = *st, shimFDs(t, bx.state.ShimPid)
+					bx.base, bx.baseFDs = *st, testutil.FDCount(t, bx.state.ShimPid)
 				}
 			}
 			bx.startErr = err
@@ -668,7 +658,7 @@ func TestHardeningLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("stats of %s: %v", bx.id, err)
 		}
-		fds := shimFDs(t, bx.state.ShimPid)
+		fds := testutil.FDCount(t, bx.state.ShimPid)
 		fdsBefore, fdsAfter = fdsBefore+bx.baseFDs, fdsAfter+fds
 		grBefore, grAfter = grBefore+bx.base.Goroutines, grAfter+st.Goroutines
 		if fds > bx.baseFDs || st.FDs > bx.base.FDs || st.Goroutines > bx.base.Goroutines || st.Conns != 1 {

@@ -194,29 +194,13 @@ func rcvExitRecorded(t *testing.T, e *testutil.Env, id string) {
 	})
 }
 
-// rcvZombiesOf lists the zombie children of pid.
-func rcvZombiesOf(pid int) []int {
-	var zs []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		p, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := proc.ReadStat(p); err == nil && st.PPid == pid && st.State == 'Z' {
-			zs = append(zs, p)
-		}
-	}
-	return zs
-}
-
 // rcvNoZombies checks that the shim of id reaps its children: none stays
 // a zombie (one may be caught for a moment between exit and reaping).
 func rcvNoZombies(t *testing.T, e *testutil.Env, id string) {
 	t.Helper()
 	sid := rcvIdent(t, e, id, shim.ShimPidFile)
 	testutil.Eventually(t, rcvWait, fmt.Sprintf("no zombies under shim %d", sid.Pid), func() bool {
-		return len(rcvZombiesOf(sid.Pid)) == 0
+		return len(testutil.ZombieChildren(sid.Pid)) == 0
 	})
 }
 

@@ -7,9 +7,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/runtime"
 	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
@@ -245,3 +248,39 @@ func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // Runtimes lists the OCI runtimes every integration suite runs with.
 var Runtimes = []string{"runc", "crun"}
+
+// EachRuntime runs f as one subtest per OCI runtime in Runtimes, each with
+// a fresh Env.
+func EachRuntime(t *testing.T, f func(t *testing.T, e *Env)) {
+	t.Helper()
+	for _, rt := range Runtimes {
+		t.Run(rt, func(t *testing.T) { f(t, NewEnv(t, rt)) })
+	}
+}
+
+// ZombieChildren lists the children of pid that have exited and not been
+// reaped.
+func ZombieChildren(pid int) []int {
+	var zs []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		p, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := proc.ReadStat(p); err == nil && st.PPid == pid && st.State == 'Z' {
+			zs = append(zs, p)
+		}
+	}
+	return zs
+}
+
+// FDCount counts the open file descriptors of pid.
+func FDCount(t testing.TB, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
