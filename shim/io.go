@@ -20,7 +20,8 @@ import (
 // fall behind the output by followerChunks chunks or followerBytes bytes,
 // whichever comes first; past that it is dropped: it loses its place and
 // its connection is cut, the container never waits for it, and the log
-// still has every byte.
+// still has every byte. The chunks are shared by all followers, so the
+// shim holds at most about followerBytes for all of them together.
 const (
 	followerChunks = 1024
 	followerBytes  = 16 << 20
