@@ -37,14 +37,6 @@ import (
 // assertion: the machine is shared with other suites.
 const ioWait = 90 * time.Second
 
-// ioEach runs f as one subtest per OCI runtime, each with a fresh root.
-func ioEach(t *testing.T, f func(t *testing.T, e *testutil.Env)) {
-	t.Helper()
-	for _, rt := range testutil.Runtimes {
-		t.Run(rt, func(t *testing.T) { f(t, testutil.NewEnv(t, rt)) })
-	}
-}
-
 // TestIOLogChecksum: a container writes 100 MiB (text lines, empty lines,
 // lines longer than a log entry, \r, NUL, random binary, no final
 // newline) with no client attached; the decoded log is byte for byte what
@@ -55,7 +47,7 @@ func TestIOLogChecksum(t *testing.T) {
 	testutil.RequireRoot(t)
 	data := ioGenerate(100 << 20)
 	dir := ioPayloadFiles(t, data)
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		t.Run("detached", func(t *testing.T) { ioChecksumDetached(t, e, dir, data) })
 		t.Run("manager-killed", func(t *testing.T) { ioChecksumManagerKilled(t, e, dir, data) })
 	})
@@ -115,7 +107,7 @@ func ioChecksumManagerKilled(t *testing.T, e *testutil.Env, dir string, data []b
 // its newest data in at most four files of at most 1 MiB, and logs decodes
 // across them.
 func TestIORotation(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		lines := ioLines(0, 80000) // 8 MB
 		b := e.Bundle("cat", "/lines")
 		ioWriteFile(t, filepath.Join(b, "rootfs", "lines"), lines)
@@ -155,7 +147,7 @@ func TestIORotation(t *testing.T) {
 // whole), keeps stdout and stderr apart, and ends by itself when the
 // container exits.
 func TestIOFollow(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		const steps = 6
 		b := e.Bundle("sh", "-c", fmt.Sprintf(
 			"i=0; while [ $i -lt %d ]; do cat /chunk$i; echo err$i >&2; read x < /gate$i; i=$((i+1)); done", steps))
@@ -294,7 +286,7 @@ func ioCheckStamps(t *testing.T, got string, texts []string, split time.Time) {
 // rotates (and so may have lost what it did not show), says where the
 // output is. Either way it exits with the container's status.
 func TestIOFollowers(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		t.Run("several", func(t *testing.T) { ioSeveralFollowers(t, e) })
 		t.Run("slow-caught-up", func(t *testing.T) { ioSlowFollower(t, e, false) })
 		t.Run("slow-cut", func(t *testing.T) { ioSlowFollower(t, e, true) })
@@ -402,7 +394,7 @@ func ioSlowFollower(t *testing.T, e *testutil.Env, rotating bool) {
 // sends more, and its end of input reaches the container as EOF (cat
 // exits 0). A foreground run -i forwards piped input and its end.
 func TestIOStdin(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		t.Run("attach-restart", func(t *testing.T) { ioStdinAcrossRestart(t, e) })
 		t.Run("run", func(t *testing.T) {
 			in := ioPipe(t)
@@ -452,7 +444,7 @@ func ioStdinAcrossRestart(t *testing.T, e *testutil.Env) {
 // exit, the initial size and a resize (SIGWINCH) reach `stty size` in the
 // container; the same for exec -t -i. create -t needs a terminal bundle.
 func TestIOTerminal(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		t.Run("run", func(t *testing.T) {
 			b := e.BundleWith(bundle.Options{Args: []string{"sh"}, Terminal: true})
 			ioTerminalSession(t, e, []string{"run", "-t", "-i", "--bundle", b, "tty"}, func() int {
@@ -603,7 +595,7 @@ func ioPtySize(pid int) (*unix.Winsize, error) {
 // 0, 1 and 2, with pipes, with stdin and with a terminal; and a failed
 // exec -t leaves no pty master in the shim.
 func TestIONoLeakedFds(t *testing.T) {
-	ioEach(t, func(t *testing.T, e *testutil.Env) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		pipes := e.Bundle("sleep", "1000")
 		tty := e.BundleWith(bundle.Options{Args: []string{"sleep", "1000"}, Terminal: true})
 		cases := []struct {
