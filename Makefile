@@ -12,8 +12,10 @@ all: build
 deps:
 	@bash hack/deps.sh
 
+# Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
+# every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	$(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build

@@ -26,7 +26,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -96,6 +95,7 @@ func startDaemon(root, id, action string, lockFD int, args []string) error {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
+	cmd.Env = runtimeEnv(os.Environ()) // the runtime starts tuned: see tune.go
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -120,8 +120,7 @@ func closeStrayFds() {
 }
 
 func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
-	// A shim's heap is tiny; collect often rather than let it grow.
-	debug.SetGCPercent(50)
+	tuneRuntime() // memory first: see tune.go
 	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
 	logger := logrus.New()
 	logger.SetOutput(os.Stderr) // the shim log, set up by the start helper

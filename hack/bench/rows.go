@@ -76,6 +76,47 @@ func memoryRows(shims, conmon *memSet, conmonNote string) []Row {
 	return rows
 }
 
+// activitySettle is how long shims are left alone after the activity: two
+// periods of the shim's idle trimmer (cmd/tether-shim/tune.go) and one more
+// second.
+const activitySettle = 5 * time.Second
+
+// memoryPhase reads the idle shims' memory, gives them some work, and reads
+// it again once they are idle.
+func (b *bench) memoryPhase(ctx context.Context, p *pass, conmon *memSet, conmonNote string) ([]Row, error) {
+	m, err := p.memory(ctx, settle)
+	if err != nil {
+		return nil, err
+	}
+	rows := memoryRows(m, conmon, conmonNote)
+	fmt.Fprintf(logw, "bench: memory after activity (%d Lists, %d execs per container)\n", activityRounds, activityExecs)
+	if err := p.activity(ctx); err != nil {
+		return rows, err
+	}
+	after, err := p.memory(ctx, activitySettle)
+	if err != nil {
+		return rows, err
+	}
+	return append(rows, activityRows(after)...), nil
+}
+
+// activityRows are the memory rows of shims that served some work and are
+// idle again: the same targets apply (they are idle shims too).
+func activityRows(m *memSet) []Row {
+	pss := Row{Name: "memory_active_pss", Label: "memory after activity: PSS", figure: figureOf(m.pss),
+		Unit: "MiB", Target: "≤ 1.2 MiB each"}
+	pss.met(pss.Max <= 1.2)
+	rss := Row{Name: "memory_active_rss", Label: "memory after activity: RSS", figure: figureOf(m.rss),
+		Unit: "MiB", Target: "≤ 5 MiB each"}
+	rss.met(rss.Max <= 5)
+	th := Row{Name: "memory_active_threads", Label: "memory after activity: threads", figure: figureOf(m.threads),
+		Target: "≤ 4 each"}
+	th.met(th.Max <= 4)
+	pss.Note = fmt.Sprintf("the same %d shims after %d state requests and %d `exec -- true` each, read %v later; anonymous %s",
+		len(m.pss), activityRounds, activityExecs, activitySettle, fmtFigure(figureOf(m.anon), "MiB"))
+	return []Row{pss, rss, th}
+}
+
 // reattachRow describes a fresh manager's List with n running containers.
 func reattachRow(n int, s samples, target bool) Row {
 	r := Row{Name: fmt.Sprintf("reattach_%d", n), Label: fmt.Sprintf("reattach (List, %d running)", n),
@@ -107,11 +148,11 @@ func (b *bench) runPass(ctx context.Context, scale int, conmon *memSet, conmonNo
 			return fail("scale_start", fmt.Sprintf("scale: start %d", scale), "s", err)
 		}
 		if n == memWhen {
-			m, err := p.memory(ctx)
+			mr, err := b.memoryPhase(ctx, p, conmon, conmonNote)
+			rows = append(rows, mr...)
 			if err != nil {
 				return fail("memory_pss", "memory", "MiB", err)
 			}
-			rows = append(rows, memoryRows(m, conmon, conmonNote)...)
 			continue
 		}
 		s, err := p.list(ctx)
@@ -131,7 +172,7 @@ func (b *bench) runPass(ctx context.Context, scale int, conmon *memSet, conmonNo
 // scaleRows measures the full population, then deletes it.
 func (b *bench) scaleRows(ctx context.Context, p *pass) []Row {
 	n := len(p.ids)
-	m, err := p.memory(ctx)
+	m, err := p.memory(ctx, settle)
 	if err != nil {
 		b.abandonPass(p)
 		return []Row{failed("scale_memory", fmt.Sprintf("scale: shim memory (%d)", n), "MiB", "", err)}

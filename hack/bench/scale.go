@@ -82,10 +82,10 @@ func (p *pass) shims() ([]proc.Identity, error) {
 	return out, nil
 }
 
-// memory reads every shim's figures after the settle time.
-func (p *pass) memory(ctx context.Context) (*memSet, error) {
+// memory reads every shim's figures after waiting wait.
+func (p *pass) memory(ctx context.Context, wait time.Duration) (*memSet, error) {
 	select {
-	case <-time.After(settle):
+	case <-time.After(wait):
 	case <-ctx.Done():
 		return nil, errStopped
 	}
@@ -175,5 +175,54 @@ func (p *pass) checkEmpty(shims []proc.Identity) error {
 		}
 	}
 	p.ids = nil
+	return nil
+}
+
+// activityRounds and activityExecs are the work given to every shim before
+// its memory is read again: that many state requests (fresh managers'
+// List) and `tether exec -- true` calls.
+const (
+	activityRounds = 10
+	activityExecs  = 3
+)
+
+// activity gives every shim of the pass some work: activityRounds Lists
+// and activityExecs execs each, b.par execs at a time.
+func (p *pass) activity(ctx context.Context) error {
+	for r := 0; r < activityRounds; r++ {
+		if _, err := p.list(ctx); err != nil {
+			return err
+		}
+	}
+	next := make(chan string)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for w := 0; w < p.b.par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				if _, err := p.b.tether("exec", id, "--", "true"); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < activityExecs && ctx.Err() == nil; i++ {
+		for _, id := range p.ids {
+			next <- id
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d execs failed, first: %w", len(errs), errs[0])
+	}
 	return nil
 }

@@ -1,0 +1,105 @@
+package main
+
+// Go runtime settings of the shim proper. A shim is small, lives as long as
+// its container and is idle almost all the time, so it is tuned for memory,
+// not for throughput (README, "Shim memory: what we chose and why"; figures
+// from `make bench`):
+//
+//   - GOMAXPROCS=1: one P means one mcache, one set of GC work buffers and
+//     fewer threads; the shim's work (a copy loop per stream, a request at a
+//     time) is not parallel anyway. Set in the environment by the start
+//     helper, so the runtime starts that way.
+//   - GOGC=shimGOGC: a smaller heap goal than Go's default, so garbage
+//     between collections stays small, but not so small that the first
+//     collection comes during start-up: the first one costs about 0.5 MiB
+//     of runtime metadata for good (span sets for every size class in use),
+//     more than the garbage of start-up it would free.
+//   - trimWhenIdle: the background scavenger only returns memory down to the
+//     heap goal and only after a GC, so a shim that served a burst (execs,
+//     logs, many requests) would keep those pages; once it is idle again
+//     after enough allocation, it collects and returns every free page.
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// shimGOGC is the shim's GOGC: the heap may grow by half its live size
+	// between collections, and by 2 MiB (4 MiB x 50%) before the first.
+	shimGOGC = 50
+	// trimPeriod is how often trimWhenIdle looks at the allocation count.
+	trimPeriod = 2 * time.Second
+	// trimAfter is how much must have been allocated since start-up ended
+	// or the last trim before going idle triggers a trim. Start-up itself
+	// never does: it allocates about 1.5 MiB, most of it buffers never
+	// touched, and a trim then would cost more (the first collection's own
+	// metadata) than it returns.
+	trimAfter = 1 << 20
+)
+
+// runtimeEnv returns env with the shim's runtime settings, replacing any
+// the manager had for itself.
+func runtimeEnv(env []string) []string {
+	set := map[string]string{"GOMAXPROCS": "1", "GOGC": strconv.Itoa(shimGOGC)}
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range set {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// tuneRuntime applies the settings to a shim not started through the start
+// helper (its environment lacks them), and starts trimWhenIdle.
+func tuneRuntime() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(shimGOGC)
+	}
+	go trimWhenIdle(trimPeriod, trimAfter)
+}
+
+// trimWhenIdle runs forever: every period it reads the number of bytes
+// allocated so far. The first time nothing was allocated during a period,
+// start-up is over and that count is the base. From then on, when at least
+// after bytes were allocated since the base and nothing in the last period,
+// it collects garbage, returns all free memory to the OS and takes the
+// count as the new base. It allocates nothing itself, so an idle shim stays
+// idle.
+func trimWhenIdle(period time.Duration, after uint64) {
+	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	allocs := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	prev := allocs()
+	base, started := uint64(0), false
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for range tick.C {
+		now := allocs()
+		switch {
+		case now != prev: // busy
+		case !started:
+			base, started = now, true
+		case now-base >= after:
+			debug.FreeOSMemory()
+			now = allocs()
+			base = now
+		}
+		prev = now
+	}
+}
