@@ -1,0 +1,31 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+)
+
+func TestRuntimeEnv(t *testing.T) {
+	gogc := "GOGC=" + strconv.Itoa(shimGOGC)
+	for _, tc := range []struct {
+		name     string
+		in, want []string
+	}{
+		{"empty", nil, []string{"GOGC=50", "GOMAXPROCS=1"}},
+		{"kept", []string{"PATH=/bin", "HOME=/root"}, []string{"GOGC=50", "GOMAXPROCS=1", "HOME=/root", "PATH=/bin"}},
+		{"the manager's own settings replaced", []string{"GOMAXPROCS=8", "GOGC=off", "X=1"}, []string{"GOGC=50", "GOMAXPROCS=1", "X=1"}},
+		{"a prefix is not a match", []string{"GOGCX=1"}, []string{"GOGC=50", "GOGCX=1", "GOMAXPROCS=1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := runtimeEnv(tc.in)
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("runtimeEnv(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if !slices.Contains(got, gogc) {
+				t.Fatalf("runtimeEnv(%q) lacks %s", tc.in, gogc)
+			}
+		})
+	}
+}
