@@ -57,15 +57,12 @@ func versionLine(bin string, args ...string) string {
 	return strings.TrimSpace(line)
 }
 
-// loadNote is the load average, which says how busy the shared machine was.
-func loadNote() string {
+// loadAvg is the 1, 5 and 15 minute load average, which says how busy the
+// shared machine was.
+func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "load unknown"
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "load unknown"
-	}
-	return "load average at the end " + strings.Join(f[:3], " ")
+	return "unknown"
 }

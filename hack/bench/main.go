@@ -62,7 +62,7 @@ func main() {
 	finished := make(chan struct{})
 	go onSignal(b, cancel, finished)
 	t0 := time.Now()
-	info := machineInfo(b)
+	info, load0 := machineInfo(b), loadAvg()
 	rows := b.runAll(ctx, want, *scale)
 	b.cleanup()
 	close(finished)
@@ -70,7 +70,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: interrupted; everything it started was removed")
 		os.Exit(130)
 	}
-	fmt.Printf("Tether benchmarks, %s; %s; total %s\n\n", info, loadNote(), time.Since(t0).Round(time.Second))
+	fmt.Printf("Tether benchmarks, %s; load average %s at the start, %s at the end; total %s\n\n",
+		info, load0, loadAvg(), time.Since(t0).Round(time.Second))
 	printTable(os.Stdout, rows, *markdown)
 	if *jsonOut != "" {
 		if err := writeJSON(*jsonOut, rows); err != nil {

@@ -125,7 +125,7 @@ func fmtNum(v float64) string {
 	switch a := math.Abs(v); {
 	case math.IsNaN(v):
 		return "-"
-	case a >= 100:
+	case a >= 100 || v == math.Trunc(v):
 		return fmt.Sprintf("%.0f", v)
 	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
@@ -137,7 +137,10 @@ func fmtFigure(f figure, unit string) string {
 	if f.N == 0 || math.IsNaN(f.Value) {
 		return "-"
 	}
-	s := fmtNum(f.Value) + " " + unit
+	s := fmtNum(f.Value)
+	if unit != "" {
+		s += " " + unit
+	}
 	if f.N > 1 {
 		s += " [" + fmtNum(f.Min) + "–" + fmtNum(f.Max) + "]"
 	}
