@@ -33,13 +33,15 @@ const (
 	// shimGOGC is the shim's GOGC: the heap may grow by half its live size
 	// between collections, and by 2 MiB (4 MiB x 50%) before the first.
 	shimGOGC = 50
-	// trimPeriod is how often trimWhenIdle looks at the allocation count.
-	trimPeriod = 2 * time.Second
-	// trimAfter is how much must have been allocated since start-up ended
-	// or the last trim before going idle triggers a trim. Start-up itself
-	// never does: it allocates about 1.5 MiB, most of it buffers never
-	// touched, and a trim then would cost more (the first collection's own
-	// metadata) than it returns.
+	// trimPeriod is how often trimWhenIdle looks at the allocation count
+	// while the shim is busy; trimMaxPeriod while it is idle.
+	trimPeriod    = 2 * time.Second
+	trimMaxPeriod = 8 * time.Second
+	// trimAfter is how much must have been allocated since start-up (the
+	// first trimPeriod) or the last trim before going idle triggers a trim.
+	// Start-up itself never does: it allocates about 1.5 MiB, most of it
+	// buffers never touched, and a trim then would cost more (the first
+	// collection's own metadata) than it returns.
 	trimAfter = 1 << 20
 )
 
@@ -72,33 +74,41 @@ func tuneRuntime() {
 	go trimWhenIdle(trimPeriod, trimAfter)
 }
 
-// trimWhenIdle runs forever: every period it reads the number of bytes
-// allocated so far. The first time nothing was allocated during a period,
-// start-up is over and that count is the base. From then on, when at least
-// after bytes were allocated since the base and nothing in the last period,
-// it collects garbage, returns all free memory to the OS and takes the
-// count as the new base. It allocates nothing itself, so an idle shim stays
-// idle.
+// trimWhenIdle runs forever: it wakes up now and then and reads the number
+// of bytes allocated so far. The count at its first look, one period after
+// the shim started, is the base: start-up itself is never trimmed. From
+// then on, when at least after bytes were allocated since the base and
+// nothing since the last look, it collects garbage, returns all free memory
+// to the OS and takes the count as the new base. It looks every period
+// while there is activity or a trim may be due, and backs off to every
+// trimMaxPeriod otherwise, so that hundreds of idle shims do not wake the
+// machine every few seconds. It allocates nothing itself, so an idle shim
+// stays idle.
 func trimWhenIdle(period time.Duration, after uint64) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	allocs := func() uint64 {
 		metrics.Read(sample)
 		return sample[0].Value.Uint64()
 	}
-	prev := allocs()
-	base, started := uint64(0), false
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for range tick.C {
+	allocs() // the first read sets up runtime/metrics: let it be part of start-up
+	wait := period
+	timer := time.NewTimer(wait)
+	<-timer.C
+	base := allocs()
+	prev := base
+	for {
+		timer.Reset(wait)
+		<-timer.C
 		now := allocs()
 		switch {
-		case now != prev: // busy
-		case !started:
-			base, started = now, true
+		case now != prev: // busy: look again soon
+			wait = period
 		case now-base >= after:
 			debug.FreeOSMemory()
 			now = allocs()
 			base = now
+		default: // idle, nothing to trim
+			wait = min(2*wait, trimMaxPeriod)
 		}
 		prev = now
 	}
