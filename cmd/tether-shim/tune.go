@@ -43,6 +43,8 @@ const (
 	// buffers never touched, and a trim then would cost more (the first
 	// collection's own metadata) than it returns.
 	trimAfter = 1 << 20
+	// allocsMetric is the runtime's count of bytes allocated so far.
+	allocsMetric = "/gc/heap/allocs:bytes"
 )
 
 // runtimeEnv returns env with the shim's runtime settings, replacing any
@@ -85,12 +87,15 @@ func tuneRuntime() {
 // machine every few seconds. It allocates nothing itself, so an idle shim
 // stays idle.
 func trimWhenIdle(period time.Duration, after uint64) {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	sample := []metrics.Sample{{Name: allocsMetric}}
 	allocs := func() uint64 {
 		metrics.Read(sample)
 		return sample[0].Value.Uint64()
 	}
-	allocs() // the first read sets up runtime/metrics: let it be part of start-up
+	// The first read sets up runtime/metrics: let it be part of start-up.
+	if metrics.Read(sample); sample[0].Value.Kind() != metrics.KindUint64 {
+		return // a Go release without this metric: no trimming
+	}
 	wait := period
 	timer := time.NewTimer(wait)
 	<-timer.C

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"testing"
@@ -28,4 +29,18 @@ func TestRuntimeEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAllocsMetric: trimWhenIdle silently does nothing without this
+// metric, so a Go release that renames it must fail here.
+func TestAllocsMetric(t *testing.T) {
+	for _, d := range metrics.All() {
+		if d.Name == allocsMetric {
+			if d.Kind != metrics.KindUint64 || !d.Cumulative {
+				t.Fatalf("%s is %v, cumulative %v: want a cumulative uint64", allocsMetric, d.Kind, d.Cumulative)
+			}
+			return
+		}
+	}
+	t.Fatalf("the runtime has no metric %s", allocsMetric)
 }
