@@ -161,7 +161,7 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	if !want["scale"] && !want["reattach"] {
 		scale = memWhen
 	}
-	pr := b.runPass(ctx, scale, conmon, conmonNote)
+	pr := b.runPass(ctx, scale, want["memory"], conmon, conmonNote)
 	for _, r := range pr {
 		keep := want["scale"] && strings.HasPrefix(r.Name, "scale") ||
 			want["memory"] && strings.HasPrefix(r.Name, "memory") ||

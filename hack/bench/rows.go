@@ -129,9 +129,10 @@ func reattachRow(n int, s samples, target bool) Row {
 	return r
 }
 
-// runPass grows the population to scale, measuring at the checkpoints,
-// then deletes it all. It returns the memory, reattach and scale rows.
-func (b *bench) runPass(ctx context.Context, scale int, conmon *memSet, conmonNote string) []Row {
+// runPass grows the population to scale, measuring at the checkpoints
+// (memory at memWhen only if withMemory), then deletes it all. It returns
+// the memory, reattach and scale rows.
+func (b *bench) runPass(ctx context.Context, scale int, withMemory bool, conmon *memSet, conmonNote string) []Row {
 	p := &pass{b: b}
 	var rows []Row
 	fail := func(name, label, unit string, err error) []Row {
@@ -148,10 +149,12 @@ func (b *bench) runPass(ctx context.Context, scale int, conmon *memSet, conmonNo
 			return fail("scale_start", fmt.Sprintf("scale: start %d", scale), "s", err)
 		}
 		if n == memWhen {
-			mr, err := b.memoryPhase(ctx, p, conmon, conmonNote)
-			rows = append(rows, mr...)
-			if err != nil {
-				return fail("memory_pss", "memory", "MiB", err)
+			if withMemory {
+				mr, err := b.memoryPhase(ctx, p, conmon, conmonNote)
+				rows = append(rows, mr...)
+				if err != nil {
+					return fail("memory_pss", "memory", "MiB", err)
+				}
 			}
 			continue
 		}
