@@ -140,7 +140,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 	sub := s.mon.Subscribe()
 	s.mon.Run(ctx)
 	s.rt = &oci.Runtime{Command: s.rec.Runtime, Root: s.rec.RuntimeRoot,
-		Args: s.rec.RuntimeArgs, Monitor: s.mon, Launcher: oomLauncher(0),
+		Args: s.rec.RuntimeArgs, Monitor: s.mon,
 		Timeout: time.Duration(s.rec.RuntimeTimeoutMS) * time.Millisecond}
 	status, err := s.runtimeStatus(ctx)
 	if err != nil {

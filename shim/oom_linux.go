@@ -119,6 +119,19 @@ func OOMExec(args []string) error {
 	return fmt.Errorf("exec %s: %w", path, err)
 }
 
+// createRuntime is the shim's runtime for the container's create. runc and
+// crun write process.oomScoreAdj for init when the config sets it, so the
+// launcher only has to bring the runtime to 0, and is skipped when the
+// shim already runs at 0 (it could not lower its own).
+func (s *Shim) createRuntime() *oci.Runtime {
+	rt := *s.rt
+	rt.Launcher = nil
+	if own, err := OOMScoreAdj(0); err != nil || own != 0 {
+		rt.Launcher = oomLauncher(0)
+	}
+	return &rt
+}
+
 // execRuntime is the shim's runtime for an exec of spec: its launcher
 // starts the process at the spec's oomScoreAdj (or 0), which runc and crun
 // do not apply to exec'd processes themselves. oom_score_adj is inherited

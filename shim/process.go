@@ -66,22 +66,11 @@ func (p *process) pidName() string {
 	return p.id + ".pid"
 }
 
-// recordPid writes the identity of pid as the process's pid record. Init's
-// is written durably. An exec'd process's is only renamed into place, not
-// synced: it matters only while this boot lasts (after a crash of the
-// machine every process it could name is gone, and the boot id says so),
-// and skipping two fsyncs keeps them off the exec hot path. Either way a
-// reader sees the whole record or none. A process already gone gives an
-// error satisfying errors.Is(err, proc.ErrGone) and writes nothing.
+// recordPid writes the identity of pid as the process's pid record (see
+// WritePid: atomic, not synced). A process already gone gives an error
+// satisfying errors.Is(err, proc.ErrGone) and writes nothing.
 func (p *process) recordPid(pid int) (proc.Identity, error) {
-	if p.id == "" {
-		return WritePid(p.dir, InitPidFile, pid)
-	}
-	id, err := proc.Identify(pid)
-	if err != nil {
-		return id, fmt.Errorf("identify pid %d: %w", pid, err)
-	}
-	return id, writeVolatile(p.dir, p.pidName(), PidRecord{Version: SchemaVersion, Identity: id})
+	return WritePid(p.dir, p.pidName(), pid)
 }
 
 // writeVolatile replaces dir/name with v as JSON through a temporary file

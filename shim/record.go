@@ -171,13 +171,18 @@ func parsePid(name string, b []byte) (proc.Identity, error) {
 	return r.Identity, nil
 }
 
-// WritePid records the identity of pid in dir/name.
+// WritePid records the identity of pid in dir/name: atomically (a reader
+// sees the whole record or none) but without fsync. An identity means
+// something only during the boot it was taken in: after a crash of the
+// machine every process it could name is gone and the boot id says so, so
+// syncing it would only slow every create and exec. Exit records, which
+// must outlive a crash, are written durably (WriteJSON).
 func WritePid(dir, name string, pid int) (proc.Identity, error) {
 	id, err := proc.Identify(pid)
 	if err != nil {
 		return id, fmt.Errorf("identify pid %d: %w", pid, err)
 	}
-	return id, WriteJSON(dir, name, PidRecord{Version: SchemaVersion, Identity: id})
+	return id, writeVolatile(dir, name, PidRecord{Version: SchemaVersion, Identity: id})
 }
 
 // ReadExit reads an ExitRecord; a missing file satisfies os.ErrNotExist.

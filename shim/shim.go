@@ -124,7 +124,7 @@ func setup(ctx context.Context, cfg Config) (*Shim, error) {
 	sub := s.mon.Subscribe() // before any child exists: no exit is missed
 	s.mon.Run(ctx)
 	s.rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot,
-		Args: rec.RuntimeArgs, Monitor: s.mon, Launcher: oomLauncher(0),
+		Args: rec.RuntimeArgs, Monitor: s.mon,
 		Timeout: time.Duration(rec.RuntimeTimeoutMS) * time.Millisecond}
 	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func (s *Shim) createInit(ctx context.Context) error {
 	err = s.withIO(ctx, pio, s.rec.Terminal, s.rec.Stdin, consolePath(s.dir, "init"),
 		func(io *stdioFiles, consoleSocket string) error {
 			setCreateIO(opts, io, consoleSocket)
-			return s.rt.Create(ctx, s.id, s.rec.Bundle, opts)
+			return s.createRuntime().Create(ctx, s.id, s.rec.Bundle, opts)
 		})
 	if err != nil {
 		pio.close()
