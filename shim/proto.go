@@ -127,6 +127,8 @@ type Stats struct {
 	FDs int `json:"fds"`
 	// Conns is the number of control connections open, this one included.
 	Conns int `json:"conns"`
+	// Pending is how many of them have not sent their request yet.
+	Pending int `json:"pending"`
 }
 
 // Frame kinds on a streaming connection.

@@ -62,10 +62,12 @@ func (c *conns) release() {
 	c.mu.Unlock()
 }
 
-func (c *conns) count() int {
+// count returns the open connections and those still waiting to send
+// their request.
+func (c *conns) count() (open, pending int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.open
+	return c.open, len(c.pending)
 }
 
 // waiting marks conn as waiting for its request; past maxPending the
@@ -441,5 +443,6 @@ func (s *Shim) stats() *Stats {
 	if ents, err := os.ReadDir("/proc/self/fd"); err == nil {
 		fds = len(ents) - 1 // the folder's own fd while it was read
 	}
-	return &Stats{Goroutines: goruntime.NumGoroutine(), FDs: fds, Conns: s.conns.count()}
+	open, pending := s.conns.count()
+	return &Stats{Goroutines: goruntime.NumGoroutine(), FDs: fds, Conns: open, Pending: pending}
 }
