@@ -14,7 +14,13 @@ run $T list
 run $T state demo
 sleep 1.5
 run $T logs demo
-step "kill -9 of the manager changes nothing: every tether call is a fresh manager"
+step "a manager attached to demo is killed with SIGKILL; the container runs on"
+$T attach --no-stdin demo >/dev/null 2>&1 &
+mgr=$!
+sleep 0.5
+kill -9 "$mgr"; wait "$mgr" 2>/dev/null || true
+echo "(manager pid $mgr killed)"
+run $T state demo
 run $T exec demo -- sh -c 'echo exec sees pid 1 as: $(cat /proc/1/comm)'
 run $T kill --signal KILL demo
 step "$T wait demo"
