@@ -666,34 +666,17 @@ func TestCoreNoLeakedFds(t *testing.T) {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.Pid))
 			return string(b) == "sleep\x001000\x00"
 		})
-		fds := coreFds(t, st.Pid)
+		fds := testutil.FDs(t, st.Pid)
 		if !slices.Equal(slices.Sorted(maps.Keys(fds)), []int{0, 1, 2}) {
 			t.Errorf("container init holds fds %v, want only 0, 1, 2", fds)
 		}
-		for fd, target := range coreFds(t, st.ShimPid) {
+		for fd, target := range testutil.FDs(t, st.ShimPid) {
 			if target == stray {
 				t.Errorf("shim holds the manager's inherited fd as its fd %d (%s)", fd, target)
 			}
 		}
 		e.MustTether("delete", "--force", "fds")
 	})
-}
-
-// coreFds maps each open fd of pid to what it points at.
-func coreFds(t *testing.T, pid int) map[int]string {
-	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fds := map[int]string{}
-	for _, ent := range ents {
-		fd, _ := strconv.Atoi(ent.Name())
-		target, _ := os.Readlink(filepath.Join(dir, ent.Name()))
-		fds[fd] = target
-	}
-	return fds
 }
 
 func coreFdTarget(t *testing.T, fd int) string {

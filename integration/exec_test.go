@@ -169,7 +169,7 @@ func TestExecManyInARow(t *testing.T) {
 			t.Errorf("shim holds %d descriptors after %d execs, %d before", got, n, fds)
 		}
 		execDir := filepath.Join(e.Root, "many", shim.ExecDir)
-		for fd, target := range execFds(t, st.ShimPid) {
+		for fd, target := range testutil.FDs(t, st.ShimPid) {
 			if strings.HasPrefix(target, execDir) {
 				t.Errorf("shim still holds fd %d on %s", fd, target)
 			}
@@ -238,22 +238,6 @@ func execRun(t *testing.T, c *runtime.Container, id string, spec specs.Process, 
 
 // execFdSlack is how far the shim's descriptor count may drift by itself.
 const execFdSlack = 10
-
-// execFds maps the open descriptors of pid to what they point at.
-func execFds(t *testing.T, pid int) map[int]string {
-	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fds := map[int]string{}
-	for _, ent := range ents {
-		fd, _ := strconv.Atoi(ent.Name())
-		fds[fd], _ = os.Readlink(filepath.Join(dir, ent.Name()))
-	}
-	return fds
-}
 
 // TestExecConcurrent: 20 execs at once through 20 CLI processes, each
 // with its own exit code and output.

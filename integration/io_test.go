@@ -20,7 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -669,16 +668,7 @@ func ioCheckFds(t *testing.T, what string, pid int) {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		return strings.HasPrefix(string(b), "sleep\x00")
 	})
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fds := map[int]string{}
-	for _, ent := range ents {
-		fd, _ := strconv.Atoi(ent.Name())
-		fds[fd], _ = os.Readlink(filepath.Join(dir, ent.Name()))
-	}
+	fds := testutil.FDs(t, pid)
 	if !slices.Equal(slices.Sorted(maps.Keys(fds)), []int{0, 1, 2}) {
 		t.Errorf("%s (pid %d) holds fds %v, want only 0, 1, 2", what, pid, fds)
 	}

@@ -33,30 +33,16 @@ type pass struct {
 func (p *pass) grow(ctx context.Context, n int) error {
 	t0 := time.Now()
 	defer func() { p.started += time.Since(t0) }()
-	next := make(chan string)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := 0; w < p.b.par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				_, err := p.b.tether("run", "-d", "--bundle", p.b.sleepBundle, id)
-				mu.Lock()
-				if err != nil {
-					p.failed = append(p.failed, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for i := len(p.ids); i < n && ctx.Err() == nil; i++ {
-		id := p.b.id("scale", i)
-		p.ids = append(p.ids, id)
-		next <- id
-	}
-	close(next)
-	wg.Wait()
+	p.failed = append(p.failed, p.b.inParallel(func(send func(string)) {
+		for i := len(p.ids); i < n && ctx.Err() == nil; i++ {
+			id := p.b.id("scale", i)
+			p.ids = append(p.ids, id)
+			send(id)
+		}
+	}, func(id string) error {
+		_, err := p.b.tether("run", "-d", "--bundle", p.b.sleepBundle, id)
+		return err
+	})...)
 	if ctx.Err() != nil {
 		return errStopped
 	}
@@ -133,28 +119,14 @@ func (p *pass) list(ctx context.Context) (samples, error) {
 // b.par at a time, and checks that the root is empty and every shim gone.
 func (p *pass) deleteAll(shims []proc.Identity) (time.Duration, error) {
 	t0 := time.Now()
-	next := make(chan string)
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for w := 0; w < p.b.par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				if _, err := p.b.tether("delete", "--force", id); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, id := range p.ids {
-		next <- id
-	}
-	close(next)
-	wg.Wait()
+	errs := p.b.inParallel(func(send func(string)) {
+		for _, id := range p.ids {
+			send(id)
+		}
+	}, func(id string) error {
+		_, err := p.b.tether("delete", "--force", id)
+		return err
+	})
 	d := time.Since(t0)
 	if len(errs) > 0 {
 		return d, fmt.Errorf("%d deletes failed, first: %w", len(errs), errs[0])
@@ -194,30 +166,16 @@ func (p *pass) activity(ctx context.Context) error {
 			return err
 		}
 	}
-	next := make(chan string)
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for w := 0; w < p.b.par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range next {
-				if _, err := p.b.tether("exec", id, "--", "true"); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
+	errs := p.b.inParallel(func(send func(string)) {
+		for i := 0; i < activityExecs && ctx.Err() == nil; i++ {
+			for _, id := range p.ids {
+				send(id)
 			}
-		}()
-	}
-	for i := 0; i < activityExecs && ctx.Err() == nil; i++ {
-		for _, id := range p.ids {
-			next <- id
 		}
-	}
-	close(next)
-	wg.Wait()
+	}, func(id string) error {
+		_, err := p.b.tether("exec", id, "--", "true")
+		return err
+	})
 	if ctx.Err() != nil {
 		return errStopped
 	}
@@ -225,4 +183,30 @@ func (p *pass) activity(ctx context.Context) error {
 		return fmt.Errorf("%d execs failed, first: %w", len(errs), errs[0])
 	}
 	return nil
+}
+
+// inParallel runs f on every ID that feed sends, b.par at a time, and
+// returns the errors f gave.
+func (b *bench) inParallel(feed func(send func(string)), f func(id string) error) []error {
+	next := make(chan string)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for w := 0; w < b.par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				if err := f(id); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	feed(func(id string) { next <- id })
+	close(next)
+	wg.Wait()
+	return errs
 }

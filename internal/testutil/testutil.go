@@ -284,3 +284,19 @@ func FDCount(t testing.TB, pid int) int {
 	}
 	return len(ents)
 }
+
+// FDs maps each open file descriptor of pid to what it points at.
+func FDs(t testing.TB, pid int) map[int]string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds := map[int]string{}
+	for _, ent := range ents {
+		fd, _ := strconv.Atoi(ent.Name())
+		fds[fd], _ = os.Readlink(filepath.Join(dir, ent.Name()))
+	}
+	return fds
+}
