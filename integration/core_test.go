@@ -743,7 +743,7 @@ func coreBadInput(t *testing.T, e *testutil.Env) {
 			if b, _ := os.ReadFile(file); string(b) != "x" {
 				t.Errorf("tether %q changed %s", tc.args, file)
 			}
-			if pids := coreShimPids(root); len(pids) != 0 {
+			if pids := testutil.ShimPids(root); len(pids) != 0 {
 				t.Errorf("tether %q left shims %v", tc.args, pids)
 			}
 		})
@@ -852,7 +852,7 @@ func coreAssertNothingLeft(t *testing.T, e *testutil.Env) {
 	if list := coreRuntimeList(t, e); len(list) != 0 {
 		t.Errorf("%s still knows containers %v", e.Runtime, list)
 	}
-	if pids := coreShimPids(e.Root); len(pids) != 0 {
+	if pids := testutil.ShimPids(e.Root); len(pids) != 0 {
 		t.Errorf("shims %v still serve %s", pids, e.Root)
 	}
 }
@@ -870,25 +870,6 @@ func coreRuntimeList(t *testing.T, e *testutil.Env) []string {
 		t.Fatalf("%s list: %v: %s", e.Runtime, err, out)
 	}
 	return strings.Fields(string(out))
-}
-
-// coreShimPids finds live tether-shim processes serving root, from their
-// command lines. It only looks: tests never signal by name.
-func coreShimPids(root string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		args := strings.Split(string(b), "\x00")
-		if filepath.Base(args[0]) == "tether-shim" && slices.Contains(args, root) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // coreMountRefs lists the mountinfo lines of any process on the host that

@@ -204,27 +204,6 @@ func rcvNoZombies(t *testing.T, e *testutil.Env, id string) {
 	})
 }
 
-// rcvShimPids finds live tether-shim processes serving root, from their
-// command lines. It only looks: tests never signal by name.
-func rcvShimPids(root string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		args := strings.Split(string(b), "\x00")
-		if filepath.Base(args[0]) == "tether-shim" && slices.Contains(args, root) {
-			if st, err := proc.ReadStat(pid); err == nil && st.State != 'Z' {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
-
 // rcvRuntimeList asks the OCI runtime which containers its root holds.
 func rcvRuntimeList(t *testing.T, e *testutil.Env, rt string) []string {
 	t.Helper()
@@ -244,7 +223,7 @@ func rcvRuntimeList(t *testing.T, e *testutil.Env, rt string) []string {
 func rcvAssertClean(t *testing.T, e *testutil.Env) {
 	t.Helper()
 	testutil.Eventually(t, rcvWait, "every shim of the root to exit", func() bool {
-		return len(rcvShimPids(e.Root)) == 0
+		return len(testutil.ShimPids(e.Root)) == 0
 	})
 	ents, _ := os.ReadDir(e.Root)
 	for _, ent := range ents {
@@ -659,7 +638,7 @@ func rcvShimAndInitKilled(t *testing.T, e *testutil.Env) {
 	if code, out := rcvWaitCode(t, e, "gone"); code != runtime.UnknownExitStatus || out != "255" {
 		t.Fatalf("wait: exit %d printing %q, want 255", code, out)
 	}
-	if pids := rcvShimPids(e.Root); len(pids) != 0 {
+	if pids := testutil.ShimPids(e.Root); len(pids) != 0 {
 		t.Fatalf("shims %v were started for a container whose init is gone", pids)
 	}
 	e.MustTether("delete", "gone")
@@ -755,7 +734,7 @@ func rcvAdoptRace(t *testing.T, e *testutil.Env) {
 		}()
 	}
 	wg.Wait()
-	if pids := rcvShimPids(e.Root); len(pids) != 1 {
+	if pids := testutil.ShimPids(e.Root); len(pids) != 1 {
 		t.Fatalf("shims serving the root after concurrent loads: %v, want exactly one", pids)
 	}
 	for i, st := range states {
@@ -784,7 +763,7 @@ func rcvNoAdopt(t *testing.T, e *testutil.Env) {
 	if err := init.Check(); err != nil {
 		t.Fatalf("init after a refused delete: %v", err)
 	}
-	if pids := rcvShimPids(e.Root); len(pids) != 0 {
+	if pids := testutil.ShimPids(e.Root); len(pids) != 0 {
 		t.Fatalf("adoption is off but shims %v serve the root", pids)
 	}
 	if err := c.Delete(ctx, true); err != nil {
@@ -861,7 +840,7 @@ func rcvCrashAt(t *testing.T, e *testutil.Env, id, point string) {
 		})
 		rcvStartAndFinish(t, e, id)
 	}
-	if pids := rcvShimPids(e.Root); len(pids) > 1 {
+	if pids := testutil.ShimPids(e.Root); len(pids) > 1 {
 		t.Fatalf("shims %v serve one container", pids)
 	}
 	e.MustTether("delete", "--force", id)
@@ -1134,7 +1113,7 @@ func TestRecoveryBootID(t *testing.T) {
 		if code, _ := rcvWaitCode(t, e, "old"); code != runtime.UnknownExitStatus {
 			t.Fatalf("wait: %d, want 255", code)
 		}
-		if pids := rcvShimPids(e.Root); len(pids) != 2 {
+		if pids := testutil.ShimPids(e.Root); len(pids) != 2 {
 			t.Fatalf("shims %v: a stale container was adopted", pids)
 		}
 		if err := init.Check(); err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
-	"golang.org/x/sys/unix"
 )
 
 // UnknownExitStatus is reported when a process ended while nobody could
@@ -378,9 +377,9 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 	if err == nil {
 		// The folder is gone and the shim is on its way out; one that
 		// lingers has nothing left to guard, so it is made to go.
-		if !waitGone(sid, 10*time.Second) {
+		if !sid.WaitExit(10 * time.Second) {
 			c.signalShim(sid, syscall.SIGKILL)
-			waitGone(sid, 2*time.Second)
+			sid.WaitExit(2 * time.Second)
 		}
 		return true, nil
 	}
@@ -389,7 +388,7 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 		return true, c.wrap("delete", err)
 	}
 	c.signalShim(sid, syscall.SIGKILL)
-	waitGone(sid, 2*time.Second)
+	sid.WaitExit(2 * time.Second)
 	return false, nil
 }
 
@@ -508,22 +507,4 @@ func (c *Container) wrap(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s %s: %w", op, c.id, err)
-}
-
-// waitGone waits until the process id names has exited, at most d.
-func waitGone(id proc.Identity, d time.Duration) bool {
-	fd, err := id.Open()
-	if err != nil {
-		return true
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		n, err := unix.Poll(fds, int(time.Until(deadline).Milliseconds())+1)
-		if n > 0 || (err != nil && err != unix.EINTR) {
-			break
-		}
-	}
-	return !id.Alive()
 }

@@ -202,7 +202,7 @@ func (m *Manager) abandon(ctx context.Context, dir string, rec *shim.Record) {
 	c := &Container{m: m, id: rec.ID, dir: dir, rec: rec}
 	if id, err := c.checkShim(); err == nil {
 		c.signalShim(id, syscall.SIGKILL)
-		waitGone(id, 2*time.Second)
+		id.WaitExit(2 * time.Second)
 	}
 	c.cleanup(ctx)
 }

@@ -116,7 +116,7 @@ func checkOrphan(root, id, dir string) (*Record, proc.Identity, error) {
 		if VerifyShim(old, root, id) == nil {
 			return nil, proc.Identity{}, fmt.Errorf("shim pid %d still serves container %s: %w", old.Pid, id, ErrExists)
 		}
-		waitExited(old, oldShimExitWait) // its socket closes with its last thread
+		old.WaitExit(oldShimExitWait) // its socket closes with its last thread
 	}
 	init, err := ReadPid(dir, InitPidFile)
 	if err != nil {
@@ -133,15 +133,10 @@ func stopListening(cn *exitListener) {
 
 // startAdopted sets the shim up around an init it holds a pidfd of.
 func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *exitListener) error {
-	if err := reaper.SetSubreaper(); err != nil { // for exec'd processes started from now on
+	sub, err := s.startReaping(ctx) // for exec'd processes started from now on
+	if err != nil {
 		return err
 	}
-	s.mon = reaper.New()
-	sub := s.mon.Subscribe()
-	s.mon.Run(ctx)
-	s.rt = &oci.Runtime{Command: s.rec.Runtime, Root: s.rec.RuntimeRoot,
-		Args: s.rec.RuntimeArgs, Monitor: s.mon,
-		Timeout: time.Duration(s.rec.RuntimeTimeoutMS) * time.Millisecond}
 	status, err := s.runtimeStatus(ctx)
 	if err != nil {
 		sub.Close()
@@ -268,7 +263,7 @@ func (s *Shim) adoptExec(cn *exitListener, dir, name, exitName string) error {
 // still running are killed, as for a shim's own init.
 func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
 	defer unix.Close(fd)
-	waitPidfd(fd)
+	proc.WaitFd(fd, -1)
 	_, pid, _ := p.current()
 	e := reaper.Exit{Pid: pid.Pid, Status: UnknownStatus, Timestamp: time.Now()}
 	reason := ReasonAdoptedUnknown

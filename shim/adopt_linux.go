@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/tether-run/tether/internal/proc"
 	"golang.org/x/sys/unix"
@@ -128,37 +127,6 @@ func OpenMember(rec *Record, id proc.Identity) (int, error) {
 		return -1, err
 	}
 	return fd, nil
-}
-
-// waitExited waits, at most d, until the process id names has exited
-// with all its threads (a SIGKILLed process shows as a zombie as soon as
-// its main thread is dead, while the others may still hold its files,
-// its listening socket among them). A pid that names no process, or
-// another one, counts as exited.
-func waitExited(id proc.Identity, d time.Duration) {
-	fd, err := unix.PidfdOpen(id.Pid, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	if st, err := proc.ReadStat(id.Pid); err != nil || st.StartTime != id.StartTime {
-		return
-	}
-	unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(d.Milliseconds()))
-}
-
-// waitPidfd blocks until the process behind the pidfd has exited.
-func waitPidfd(fd int) error {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err == nil {
-			return nil
-		}
-		if err != unix.EINTR {
-			return fmt.Errorf("poll pidfd: %w", err)
-		}
-	}
 }
 
 // reopenOutput opens new read ends of the pipes that are the stdout and

@@ -117,15 +117,10 @@ func setup(ctx context.Context, cfg Config) (*Shim, error) {
 		return nil, fmt.Errorf("read container record: %w", err)
 	}
 	s.rec = rec
-	if err := reaper.SetSubreaper(); err != nil {
+	sub, err := s.startReaping(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mon = reaper.New()
-	sub := s.mon.Subscribe() // before any child exists: no exit is missed
-	s.mon.Run(ctx)
-	s.rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot,
-		Args: rec.RuntimeArgs, Monitor: s.mon,
-		Timeout: time.Duration(rec.RuntimeTimeoutMS) * time.Millisecond}
 	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
 		return nil, err
 	}
@@ -142,6 +137,23 @@ func setup(ctx context.Context, cfg Config) (*Shim, error) {
 	s.watchFolder(ctx)
 	go s.dispatch(ctx, sub)
 	return s, nil
+}
+
+// startReaping makes the shim a child subreaper, starts its reaper and
+// the runtime binding that runs commands through it. The returned
+// subscription is taken before any child exists, so no exit is missed;
+// dispatch consumes it.
+func (s *Shim) startReaping(ctx context.Context) (*reaper.Subscription, error) {
+	if err := reaper.SetSubreaper(); err != nil {
+		return nil, err
+	}
+	s.mon = reaper.New()
+	sub := s.mon.Subscribe()
+	s.mon.Run(ctx)
+	s.rt = &oci.Runtime{Command: s.rec.Runtime, Root: s.rec.RuntimeRoot,
+		Args: s.rec.RuntimeArgs, Monitor: s.mon,
+		Timeout: time.Duration(s.rec.RuntimeTimeoutMS) * time.Millisecond}
+	return sub, nil
 }
 
 // createInit runs the runtime's create and records init's pid.

@@ -117,7 +117,7 @@ func (c *conmonSet) pids() []int {
 func (c *conmonSet) stop() {
 	for _, id := range c.ids {
 		c.b.runtimeCmd(c.root, "delete", "--force", id)
-		if m, ok := c.mons[id]; ok && !waitGone(m, 5*time.Second) {
+		if m, ok := c.mons[id]; ok && !m.WaitExit(5*time.Second) {
 			m.Signal(syscall.SIGKILL)
 		}
 	}

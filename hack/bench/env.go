@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
-	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/internal/sweep"
 	"github.com/tether-run/tether/runtime"
 	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
-	"golang.org/x/sys/unix"
 )
 
 // cmdTimeout bounds every command the bench runs. In-flight commands are
@@ -144,7 +143,7 @@ func (b *bench) cleanup() {
 		ents, _ := os.ReadDir(b.root)
 		for _, e := range ents {
 			if e.IsDir() && shim.ValidID(e.Name()) == nil {
-				killRecorded(b.cdir(e.Name()))
+				sweep.KillRecorded(b.cdir(e.Name()))
 			}
 		}
 		killConmons(filepath.Join(b.dir, "conmon"), b.dir)
@@ -159,58 +158,15 @@ func (b *bench) cleanup() {
 	})
 }
 
-// killRecorded kills the shim, init and exec'd processes named by the pid
-// records of one container folder; a pid now used by another process is
-// left alone (proc.Identity checks the start time first).
-func killRecorded(dir string) {
-	if id, err := shim.ReadPid(dir, shim.ShimPidFile); err == nil {
-		id.Signal(syscall.SIGKILL)
-	}
-	if id, err := shim.ReadPid(dir, shim.InitPidFile); err == nil {
-		id.Signal(syscall.SIGKILL)
-	}
-	execs, _ := filepath.Glob(filepath.Join(dir, shim.ExecDir, "*.pid"))
-	for _, p := range execs {
-		if id, err := shim.ReadPid(filepath.Dir(p), filepath.Base(p)); err == nil {
-			id.Signal(syscall.SIGKILL)
-		}
-	}
-}
-
 // deleteAll force-deletes every container the runtime knows in root.
 func deleteAll(rtPath, root string) {
 	if _, err := os.Stat(root); err != nil {
 		return
 	}
-	rt := &oci.Runtime{Command: rtPath, Root: root}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	list, err := rt.List(ctx)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: cleanup: list %s: %v\n", root, err)
-	}
-	for _, st := range list {
-		if err := rt.Delete(ctx, st.ID, &oci.DeleteOpts{Force: true}); err != nil {
-			fmt.Fprintf(os.Stderr, "bench: cleanup: %v\n", err)
-		}
-	}
-}
-
-// waitGone waits until the process id names has exited, at most d, by
-// polling its pidfd (readable once the process has ended).
-func waitGone(id proc.Identity, d time.Duration) bool {
-	fd, err := id.Open()
-	if err != nil {
-		return errors.Is(err, proc.ErrGone)
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, int(d.Milliseconds()))
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n == 1
+	if err := sweep.DeleteAll(ctx, &oci.Runtime{Command: rtPath, Root: root}); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: cleanup %s: %v\n", root, err)
 	}
 }
 

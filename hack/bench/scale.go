@@ -142,7 +142,7 @@ func (p *pass) checkEmpty(shims []proc.Identity) error {
 		}
 	}
 	for _, s := range shims {
-		if !waitGone(s, 5*time.Second) {
+		if !s.WaitExit(5 * time.Second) {
 			return fmt.Errorf("shim pid %d still running after delete", s.Pid)
 		}
 	}

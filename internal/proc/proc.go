@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -157,4 +158,50 @@ func (id Identity) Signal(sig syscall.Signal) error {
 		return fmt.Errorf("signal pid %d: %w", id.Pid, err)
 	}
 	return nil
+}
+
+// WaitExit waits until the process id names has fully exited (all its
+// threads: a process killed by a signal is a zombie as soon as its main
+// thread dies, while its other threads may still hold its files), at most
+// d, or for ever when d < 0. It reports whether the process is gone; a pid
+// that names no process, or another one, counts as gone.
+func (id Identity) WaitExit(d time.Duration) bool {
+	if boot, err := BootID(); err != nil || boot != id.BootID {
+		return true
+	}
+	fd, err := unix.PidfdOpen(id.Pid, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	// The pidfd pins the process: check that it is the one recorded.
+	if st, err := ReadStat(id.Pid); err != nil || st.StartTime != id.StartTime {
+		return true
+	}
+	return WaitFd(fd, d)
+}
+
+// WaitFd polls a pidfd until its process has exited (true) or d has passed
+// (false); d < 0 waits for ever.
+func WaitFd(fd int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		ms := -1
+		if d >= 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return false
+			}
+			ms = int(left.Milliseconds()) + 1
+		}
+		n, err := unix.Poll(fds, ms)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return false
+		case n > 0:
+			return true
+		}
+	}
 }

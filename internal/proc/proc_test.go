@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -65,5 +66,29 @@ func TestIdentityReuseIsDetected(t *testing.T) {
 	}
 	if _, err := ReadStat(os.Getpid()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWaitExit(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	id, err := Identify(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.WaitExit(50 * time.Millisecond) {
+		t.Fatal("a running process was reported gone")
+	}
+	other := id
+	other.StartTime++
+	if !other.WaitExit(time.Minute) {
+		t.Fatal("a pid naming another process was waited for")
+	}
+	cmd.Process.Kill()
+	if !id.WaitExit(10 * time.Second) {
+		t.Fatal("a killed process (a zombie until reaped) was not reported gone")
 	}
 }

@@ -11,15 +11,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/internal/sweep"
 	"github.com/tether-run/tether/runtime"
 	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
@@ -202,29 +203,14 @@ func (e *Env) cleanup() {
 func (e *Env) cleanRuntimeRoots() {
 	roots, _ := filepath.Glob(filepath.Join(e.Root, ".oci", "*"))
 	for _, r := range roots {
-		rt := &oci.Runtime{Command: filepath.Base(r), Root: r}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		list, _ := rt.List(ctx)
-		for _, st := range list {
-			rt.Delete(ctx, st.ID, &oci.DeleteOpts{Force: true})
-		}
+		sweep.DeleteAll(ctx, &oci.Runtime{Command: filepath.Base(r), Root: r})
 		cancel()
 	}
 }
 
 func (e *Env) cleanContainer(dir, id string) {
-	if sid, err := shim.ReadPid(dir, shim.ShimPidFile); err == nil {
-		sid.Signal(syscall.SIGKILL)
-	}
-	if init, err := shim.ReadPid(dir, shim.InitPidFile); err == nil {
-		init.Signal(syscall.SIGKILL)
-	}
-	execs, _ := filepath.Glob(filepath.Join(dir, shim.ExecDir, "*.pid"))
-	for _, p := range execs {
-		if x, err := shim.ReadPid(filepath.Dir(p), filepath.Base(p)); err == nil {
-			x.Signal(syscall.SIGKILL)
-		}
-	}
+	sweep.KillRecorded(dir)
 	rt := &oci.Runtime{Command: e.Runtime, Root: filepath.Join(e.Root, ".oci", e.Runtime)}
 	if rec, err := shim.ReadRecord(dir); err == nil {
 		rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot, Args: rec.RuntimeArgs}
@@ -299,4 +285,27 @@ func FDs(t testing.TB, pid int) map[int]string {
 		fds[fd], _ = os.Readlink(filepath.Join(dir, ent.Name()))
 	}
 	return fds
+}
+
+// ShimPids finds the live tether-shim processes serving root (zombies not
+// yet reaped by their new parent are left out), from their command lines.
+// It only looks: tests never signal by name.
+func ShimPids(root string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		args := strings.Split(string(b), "\x00")
+		if filepath.Base(args[0]) != "tether-shim" || !slices.Contains(args, root) {
+			continue
+		}
+		if st, err := proc.ReadStat(pid); err == nil && st.State != 'Z' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
