@@ -99,7 +99,10 @@ func TestIdleClientsDoNotBlockOthers(t *testing.T) {
 	dir := t.TempDir()
 	s := testShim(t, dir)
 	var idle []*net.UnixConn
-	for range maxPending + 20 {
+	for i := range maxPending + 20 {
+		if i == maxPending {
+			time.Sleep(2 * evictGrace) // only those idle that long are evicted
+		}
 		c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
 		if err != nil {
 			t.Fatal(err)
@@ -113,10 +116,16 @@ func TestIdleClientsDoNotBlockOthers(t *testing.T) {
 	if st, err := client.State(ctx); err != nil || st.ID != "c1" {
 		t.Fatalf("state with %d idle clients: %v", len(idle), err)
 	}
-	// The oldest idle connections have been evicted: they read EOF.
+	// The oldest idle connections have been evicted: they are told why
+	// and closed.
 	idle[0].SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := idle[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Fatalf("oldest idle connection not closed: %v", err)
+	r := bufio.NewReader(idle[0])
+	var resp Response
+	if err := ReadMessage(r, &resp); err != nil || resp.Code != CodeInvalid || !strings.Contains(resp.Error, "other connections waited") {
+		t.Fatalf("oldest idle connection not evicted with a reason: %+v, %v", resp, err)
+	}
+	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("evicted connection not closed: %v", err)
 	}
 	for _, c := range idle {
 		c.Close()
@@ -127,6 +136,38 @@ func TestIdleClientsDoNotBlockOthers(t *testing.T) {
 			t.Fatalf("%d connections still counted after every client left", open)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBurstOfLiveClients connects many more clients at once than may wait
+// for a request, each sending its request at once: none is evicted as
+// idle, however late the shim gets to it.
+func TestBurstOfLiveClients(t *testing.T) {
+	dir := t.TempDir()
+	testShim(t, dir)
+	const n = 4 * maxPending
+	var conns []*net.UnixConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if err := WriteMessage(c, &Request{Version: SchemaVersion, Op: OpState}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var resp Response
+		if err := ReadMessage(bufio.NewReader(c), &resp); err != nil || resp.Error != "" || resp.State == nil {
+			t.Fatalf("client %d of %d: %+v, %v", i, n, resp, err)
+		}
 	}
 }
 
@@ -271,5 +312,36 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("new socket not served: %v", err)
+	}
+}
+
+// TestLiveClientAfterIdleCrowd connects a crowd of idle clients, some with
+// half a request sent, and right behind them a live one: the live one is
+// answered, whatever order the shim's goroutines run in.
+func TestLiveClientAfterIdleCrowd(t *testing.T) {
+	dir := t.TempDir()
+	testShim(t, dir)
+	client := NewClient(dir)
+	for round := range 5 {
+		var idle []*net.UnixConn
+		for i := range 4 * maxPending {
+			c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i%4 == 0 {
+				c.Write([]byte(`{"v":1,"op":"st`))
+			}
+			idle = append(idle, c)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := client.State(ctx)
+		cancel()
+		for _, c := range idle {
+			c.Close()
+		}
+		if err != nil || st.ID != "c1" {
+			t.Fatalf("round %d: state behind %d idle clients: %v", round, len(idle), err)
+		}
 	}
 }
