@@ -77,7 +77,9 @@ func TestExecRetention(t *testing.T) {
 	for i := range procs {
 		procs[i] = execTestStart(t, s, fmt.Sprintf("x%03d", i))
 	}
-	// A rotated log of the first one, to be removed with it.
+	// A rotated log of the first one, to be removed with it whenever it
+	// is pruned.
+	rotated := map[string]string{"x000": "x000.log.1"}
 	if err := os.WriteFile(filepath.Join(s.dir, ExecDir, "x000.log.1"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestExecRetention(t *testing.T) {
 	if kept != ExecRetention+1 || !runningKept {
 		t.Fatalf("%d execs kept (running kept: %v), want %d finished and the running one", kept, runningKept, ExecRetention)
 	}
-	execTestCheckFiles(t, s)
+	execTestCheckFiles(t, s, rotated)
 	for _, p := range procs[n-10:] {
 		if _, err := ReadExit(p.dir, p.exitName); err != nil {
 			t.Errorf("newest exec %s lost its exit record: %v", p.id, err)
@@ -121,7 +123,7 @@ func TestExecRetention(t *testing.T) {
 	if oldest || !newest {
 		t.Errorf("after %d more: oldest of the ordered ones kept %v (want false), newest kept %v (want true)", ExecRetention-9, oldest, newest)
 	}
-	execTestCheckFiles(t, s) // x000's rotated log went with it
+	execTestCheckFiles(t, s, rotated) // by now x000 was pruned, rotated log and all
 	s.mu.Lock()
 	_, taken := s.execs["x000"]
 	s.mu.Unlock()
@@ -132,14 +134,18 @@ func TestExecRetention(t *testing.T) {
 
 // execTestCheckFiles checks that the exec folder holds the running exec's
 // pid record, log and exit reserve, and for each kept finished exec its
-// exit record and log: nothing else.
-func execTestCheckFiles(t *testing.T, s *Shim) {
+// exit record, log and the rotated logs the test made for it (rotated, by
+// exec ID): nothing else.
+func execTestCheckFiles(t *testing.T, s *Shim, rotated map[string]string) {
 	t.Helper()
 	want := map[string]bool{"running.pid": true, "running.log": true, "running.exit.json" + reserveSuffix: true}
 	s.mu.Lock()
 	for id, p := range s.execs {
 		if p != nil && id != "running" {
 			want[id+".exit.json"], want[id+".log"] = true, true
+			if name, ok := rotated[id]; ok {
+				want[name] = true
+			}
 		}
 	}
 	s.mu.Unlock()
