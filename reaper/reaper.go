@@ -41,7 +41,7 @@ type Exit struct {
 	// code for a normal exit, 128+N for death by signal N.
 	Status int
 	// Timestamp is when the Monitor reaped the child (not when it died;
-	// the two differ by the latency of SIGCHLD handling).
+	// the two differ by the latency of the reaping loop).
 	Timestamp time.Time
 }
 
@@ -62,6 +62,7 @@ type Monitor struct {
 	running bool          // Run was called
 	stopped bool          // the loop stopped; no more reaping
 	done    chan struct{} // closed when stopped is set
+	kick    chan struct{} // cap 1: Start made a child (set by Run)
 
 	// pass serialises reap passes with each other and with shutdown, so
 	// that every reaped Exit is broadcast before subscriptions are closed.
@@ -151,6 +152,19 @@ func (m *Monitor) shutdown() {
 	}
 	m.subs = nil
 	close(m.doneLocked())
+}
+
+// childMade wakes a loop that waits because the process had no child.
+func (m *Monitor) childMade() {
+	m.mu.Lock()
+	kick := m.kick
+	m.mu.Unlock()
+	if kick != nil {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (m *Monitor) isStopped() bool {

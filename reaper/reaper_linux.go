@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,16 +40,27 @@ func ExitStatus(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-// Run installs a SIGCHLD handler (signal.Notify) before returning and starts
-// the reaping loop in a new goroutine. The loop does a reap pass at once and
-// then one per SIGCHLD, until ctx is done; then it stops the signal
-// handler, does a last pass, closes every Subscription and closes Done.
+// Run starts the reaping loop in a new goroutine. The loop does a reap
+// pass at once and then one each time a child exits, until ctx is done;
+// then it does a last pass, closes every Subscription and closes Done.
+//
+// The loop is woken by the kernel's child-exit notification, the event
+// that also raises SIGCHLD, taken through a blocking
+// waitid(P_ALL, WEXITED|WNOWAIT): it reports that some child has exited
+// without reaping it, and the pass then reaps every exited child with
+// wait4(-1, WNOHANG). That costs one thread sleeping in the kernel, where
+// os/signal costs three for good (the receiving thread, the thread locked
+// to manage signal masks, and the runtime's template thread that the
+// locking brings along), a third of an idle shim's threads. While the
+// process has no child at all, waitid fails at once (ECHILD); the loop
+// then waits for Start to make one, looking again now and then (from
+// 100 ms, backing off to 10 s) in case a child was made some other way.
 //
 // Call Run once per Monitor; further calls do nothing. After the loop
 // stopped the Monitor never reaps again: children exit into zombies unless
 // someone else waits for them, and Start falls back to plain cmd.Wait. Errors
 // of a pass other than ECHILD are not reported by Run (they cannot happen
-// with valid arguments); the pass is retried on the next SIGCHLD.
+// with valid arguments); the pass is retried at the next exit.
 func (m *Monitor) Run(ctx context.Context) {
 	m.mu.Lock()
 	if m.running || m.stopped {
@@ -58,22 +68,55 @@ func (m *Monitor) Run(ctx context.Context) {
 		return
 	}
 	m.running = true
+	m.kick = make(chan struct{}, 1)
+	done := m.doneLocked()
 	m.mu.Unlock()
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGCHLD)
-	go m.loop(ctx, sigs)
+	go m.watch(m.kick, done)
+	go func() {
+		<-ctx.Done()
+		_ = m.Reap()
+		m.shutdown()
+	}()
 }
 
-func (m *Monitor) loop(ctx context.Context, sigs chan os.Signal) {
+// Idle waits with no child at all, in case one was made other than
+// through Start.
+const (
+	minIdleLook = 100 * time.Millisecond
+	maxIdleLook = 10 * time.Second
+)
+
+// watch is the loop: a pass, then a blocking wait for the next exit. It
+// ends with the Monitor; a watch blocked in waitid then returns at the next
+// child exit, reaping nothing.
+func (m *Monitor) watch(kick, done <-chan struct{}) {
+	idle := minIdleLook
+	var timer *time.Timer
 	for {
-		_ = m.Reap()
+		if errors.Is(m.Reap(), ErrStopped) {
+			return
+		}
+		var si unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &si, unix.WEXITED|unix.WNOWAIT, nil)
+		switch {
+		case err == nil, errors.Is(err, unix.EINTR):
+			idle = minIdleLook
+			continue
+		case !errors.Is(err, unix.ECHILD):
+			idle = maxIdleLook // cannot happen: do not spin on it
+		}
+		if timer == nil {
+			timer = time.NewTimer(idle)
+		} else {
+			timer.Reset(idle)
+		}
 		select {
-		case <-sigs:
-		case <-ctx.Done():
-			signal.Stop(sigs)
-			_ = m.Reap()
-			m.shutdown()
+		case <-kick:
+			idle = minIdleLook
+		case <-timer.C:
+			idle = min(2*idle, maxIdleLook)
+		case <-done:
 			return
 		}
 	}
@@ -137,6 +180,7 @@ func (m *Monitor) Start(cmd *exec.Cmd) (func() (int, error), error) {
 		sub.Close()
 		return nil, err
 	}
+	m.childMade()
 	return sync.OnceValues(func() (int, error) {
 		return m.wait(cmd, sub)
 	}), nil

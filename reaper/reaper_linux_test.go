@@ -76,7 +76,7 @@ func zombies(t *testing.T) []int {
 	return out
 }
 
-// assertNoZombies allows the loop a moment for SIGCHLDs still in flight.
+// assertNoZombies allows the loop a moment for exits still in flight.
 func assertNoZombies(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -8,11 +8,11 @@
 // --lock-fd N the helper hands the container folder's lock (fd N, held by
 // the manager) to the shim, which keeps it until it has reported ready.
 //
-// Signals: SIGTERM, SIGINT and SIGHUP are logged and ignored (the shim ends
-// only when its container is deleted, so an accidental kill of a process
-// group never loses a container's exit); SIGPIPE is ignored (a client that
-// hangs up mid-answer is an error on that connection only); SIGCHLD drives
-// the reaper. SIGKILL of the shim leaves the container running: a later
+// Signals: SIGTERM, SIGINT and SIGHUP are ignored (the shim ends only when
+// its container is deleted, so an accidental kill of a process group never
+// loses a container's exit); SIGPIPE is ignored (a client that hangs up
+// mid-answer is an error on that connection only); the reaper wakes on
+// child exits through waitid, not SIGCHLD. SIGKILL of the shim leaves the container running: a later
 // manager sees the shim gone and acts on the records.
 package main
 
@@ -121,7 +121,10 @@ func closeStrayFds() {
 
 func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 	tuneRuntime() // memory first: see tune.go
-	signal.Ignore(syscall.SIGPIPE, syscall.SIGHUP)
+	// Ignored outright (SIG_IGN, so the kernel drops them): os/signal
+	// would cost three threads for good (see reaper.Monitor.Run). The
+	// runtimes reset dispositions for the container's processes.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
 	logger := logrus.New()
 	logger.SetOutput(os.Stderr) // the shim log, set up by the start helper
 	logger.SetFormatter(&logrus.JSONFormatter{})
@@ -129,13 +132,6 @@ func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 		logger.SetLevel(logrus.DebugLevel)
 	}
 	log := logger.WithFields(logrus.Fields{"id": id, "shim_pid": os.Getpid()})
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		for s := range sigs {
-			log.WithField("signal", s.String()).Warn("ignored: the shim ends only when its container is deleted")
-		}
-	}()
 	ready := os.NewFile(3, "ready")
 	syscall.CloseOnExec(3)
 	var relayed chan struct{}
