@@ -18,11 +18,6 @@ package main
 //     heap goal and only after a GC, so a shim that served a burst (execs,
 //     logs, many requests) would keep those pages; once it is idle again
 //     after enough allocation, it collects and returns every free page.
-//   - trimThreads: the runtime never ends a thread it made; bursts of
-//     blocking calls (fork/exec, fsync, file writes) during create and exec
-//     leave idle ones behind. Once the shim is idle, the extra ones are
-//     ended, the documented way: a goroutine that exits while locked to
-//     its thread takes the thread with it.
 
 import (
 	"os"
@@ -32,8 +27,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -52,11 +45,6 @@ const (
 	trimAfter = 1 << 20
 	// allocsMetric is the runtime's count of bytes allocated so far.
 	allocsMetric = "/gc/heap/allocs:bytes"
-	// keepThreads is what an idle shim needs: the thread that runs Go code
-	// (and waits in epoll when there is none), sysmon, and the two of
-	// os/signal (the one blocked receiving signals, the one locked to
-	// manage signal masks).
-	keepThreads = 4
 )
 
 // runtimeEnv returns env with the shim's runtime settings, replacing any
@@ -111,7 +99,6 @@ func trimWhenIdle(period time.Duration, after uint64) {
 	wait := period
 	timer := time.NewTimer(wait)
 	<-timer.C
-	trimThreads(keepThreads) // what create left behind
 	base := allocs()
 	prev := base
 	for {
@@ -123,91 +110,11 @@ func trimWhenIdle(period time.Duration, after uint64) {
 			wait = period
 		case now-base >= after:
 			debug.FreeOSMemory()
-			trimThreads(keepThreads)
 			now = allocs()
 			base = now
-		default: // idle, nothing to trim but threads
-			if threadCount() > keepThreads {
-				trimThreads(keepThreads)
-				now = allocs()
-				base += now - prev // not allocation to trim for
-			}
+		default: // idle, nothing to trim
 			wait = min(2*wait, trimMaxPeriod)
 		}
 		prev = now
 	}
-}
-
-// trimThreads ends idle runtime threads until keep are left (or it cannot
-// tell, or a few rounds did not get there). Each round starts a goroutine
-// that locks itself to the thread it runs on and exits, which ends that
-// thread (runtime.LockOSThread); the runtime hands the work on to an idle
-// thread. The main thread is the exception: the runtime never ends it, so
-// a goroutine that finds itself there holds it while a second one takes
-// another thread with it.
-func trimThreads(keep int) {
-	pid := unix.Getpid()
-	for range 16 {
-		if n := threadCount(); n <= keep {
-			return
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			runtime.LockOSThread()
-			if unix.Gettid() != pid {
-				return // exits locked: the thread ends
-			}
-			other := make(chan struct{})
-			go func() {
-				runtime.LockOSThread()
-				close(other)
-			}()
-			<-other
-			runtime.UnlockOSThread()
-		}()
-		<-done
-	}
-}
-
-// threadCount returns the number of threads of this process, from
-// /proc/self/stat, without allocating; 0 if it cannot be read.
-func threadCount() int {
-	var buf [1024]byte
-	fd, err := unix.Open("/proc/self/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0
-	}
-	n, err := unix.Read(fd, buf[:])
-	unix.Close(fd)
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return statThreads(buf[:n])
-}
-
-// statThreads parses num_threads, the 20th field of a /proc/PID/stat line,
-// counting fields after the command's closing parenthesis (the command
-// may hold spaces and parentheses of its own).
-func statThreads(stat []byte) int {
-	i := len(stat) - 1
-	for i >= 0 && stat[i] != ')' {
-		i--
-	}
-	if i < 0 {
-		return 0
-	}
-	field, v := 2, 0 // stat[i] ends field 2
-	for _, c := range stat[i+1:] {
-		switch {
-		case c == ' ':
-			if field == 20 {
-				return v
-			}
-			field++
-		case field == 20 && c >= '0' && c <= '9':
-			v = v*10 + int(c-'0')
-		}
-	}
-	return 0
 }
