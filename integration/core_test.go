@@ -224,6 +224,19 @@ func TestCoreCreateInvalidConfig(t *testing.T) {
 					args := append(append([]string{}, cmd...), "--bundle", b, "bad")
 					r := e.Tether(args...)
 					coreOneLine(t, r, tc.wants...)
+					// run's status is the container's: 127 for a missing
+					// executable, as podman and shells give; 125 for
+					// tether's own failures; create fails with 1.
+					want := 1
+					if cmd[0] == "run" {
+						want = 125
+						if tc.name == "missing-binary" {
+							want = 127
+						}
+					}
+					if r.Code != want {
+						t.Errorf("tether %v: exit %d, want %d", args, r.Code, want)
+					}
 					if strings.Contains(r.Stderr, "exit status") {
 						t.Errorf("tether %v: %q is not the runtime's own message", args, r.Stderr)
 					}

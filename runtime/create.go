@@ -44,7 +44,7 @@ type CreateOpts struct {
 // invalid ID or bundle gives ErrInvalid, a taken ID ErrExists, a missing
 // runtime ErrRuntimeNotFound, and the OCI runtime's own message otherwise.
 func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateOpts) (*Container, error) {
-	rec, err := m.newRecord(id, bundleDir, opts)
+	rec, command, err := m.newRecord(id, bundleDir, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -73,45 +73,46 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	}
 	lock.Close()
 	if err != nil {
-		return nil, err
+		return nil, explainCommand(err, command)
 	}
 	crashPoint("after-runtime-create")
 	return m.Load(ctx, id)
 }
 
-// newRecord checks everything it can before anything is made.
-func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record, error) {
+// newRecord checks everything it can before anything is made. It also
+// returns the command the bundle runs (process.args[0]).
+func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record, string, error) {
 	if err := shim.ValidID(id); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if bundleDir == "" {
 		bundleDir = "."
 	}
 	abs, err := filepath.Abs(bundleDir)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	spec, err := bundle.Validate(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if opts.Terminal != spec.Process.Terminal {
-		return nil, fmt.Errorf("%w: bundle %s has process.terminal=%v but -t=%v: make them agree (tether bundle -t makes a terminal bundle)",
+		return nil, "", fmt.Errorf("%w: bundle %s has process.terminal=%v but -t=%v: make them agree (tether bundle -t makes a terminal bundle)",
 			ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)
 	}
 	if opts.LogMaxSize < 0 || opts.LogMaxFiles < 0 {
-		return nil, fmt.Errorf("%w: log size and file count must not be negative", ErrInvalid)
+		return nil, "", fmt.Errorf("%w: log size and file count must not be negative", ErrInvalid)
 	}
 	rt, err := m.lookRuntime()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	boot, _ := proc.BootID()
 	return &shim.Record{Version: shim.SchemaVersion, ID: id, Bundle: abs, Runtime: rt,
 		RuntimeRoot: m.runtimeRoot(rt), RuntimeArgs: m.opts.RuntimeArgs,
 		Terminal: opts.Terminal, Stdin: opts.Stdin, LogMaxSize: opts.LogMaxSize,
 		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot,
-		RuntimeTimeoutMS: m.opts.RuntimeTimeout.Milliseconds()}, nil
+		RuntimeTimeoutMS: m.opts.RuntimeTimeout.Milliseconds()}, spec.Process.Args[0], nil
 }
 
 // startShim writes the record, starts the shim through its start helper
@@ -178,21 +179,22 @@ func readReady(ctx context.Context, r *os.File, dir string) error {
 		return fmt.Errorf("the shim exited before it was ready: see %s", filepath.Join(dir, shim.ShimLogFile))
 	}
 	if msg.Error != "" {
-		return &shim.RemoteError{Msg: msg.Error, Err: codeError(msg.Code)}
+		return &shim.RemoteError{Msg: msg.Error, Err: shim.ErrorOfCode(msg.Code)}
 	}
 	return nil
 }
 
-func codeError(code string) error {
-	switch code {
-	case shim.CodeExists:
-		return ErrExists
-	case shim.CodeInvalid:
-		return ErrInvalid
-	case shim.CodeNotRunning:
-		return ErrNotRunning
+// explainCommand adds the command and the fix to an error saying that the
+// process's executable is missing or cannot be run (crun's messages do not
+// name it).
+func explainCommand(err error, command string) error {
+	switch {
+	case errors.Is(err, ErrCommandNotFound):
+		return fmt.Errorf("%w: %q is not in the container: check its name, or give its full path", err, command)
+	case errors.Is(err, ErrCommandNotExecutable):
+		return fmt.Errorf("%w: %q cannot be run: it must be a file with execute permission", err, command)
 	}
-	return nil
+	return err
 }
 
 // abandon undoes a failed create: the shim (if it is still there) is

@@ -64,6 +64,9 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*State, *Stream, e
 		return nil, nil, fmt.Errorf("exec ID: %w", err)
 	}
 	st, stream, err := c.client().Exec(ctx, opts)
+	if len(opts.Process.Args) > 0 {
+		err = explainCommand(err, opts.Process.Args[0])
+	}
 	return st, stream, c.wrap("exec", err)
 }
 

@@ -39,6 +39,11 @@ var (
 	ErrNotRunning = shim.ErrNotRunning
 	ErrRunning    = shim.ErrRunning
 	ErrInvalid    = shim.ErrInvalid
+	// ErrCommandNotFound: the process's executable is not in the
+	// container (Create or Exec); ErrCommandNotExecutable: it cannot be
+	// run (no execute permission, a folder).
+	ErrCommandNotFound      = shim.ErrCommandNotFound
+	ErrCommandNotExecutable = shim.ErrCommandNotExecutable
 	// ErrUnresponsive: the container's shim did not answer in time.
 	ErrUnresponsive = shim.ErrUnresponsive
 	// ErrRuntimeNotFound: the OCI runtime binary is not on PATH.

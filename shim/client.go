@@ -91,7 +91,7 @@ func (resp *Response) err() error {
 	if resp.Error == "" {
 		return nil
 	}
-	if sentinel := errOfCode(resp.Code); sentinel != nil && !errors.Is(errors.New(resp.Error), sentinel) {
+	if sentinel := ErrorOfCode(resp.Code); sentinel != nil && !errors.Is(errors.New(resp.Error), sentinel) {
 		return &RemoteError{Msg: resp.Error, Err: sentinel}
 	}
 	return &RemoteError{Msg: resp.Error}

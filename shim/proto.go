@@ -69,6 +69,10 @@ const (
 	CodeRunning    = "running"
 	CodeInvalid    = "invalid"
 	CodeFailed     = "failed"
+	// CodeNoCommand and CodeNoExec: the process's executable was not
+	// found, or cannot be run (create or exec).
+	CodeNoCommand = "command_not_found"
+	CodeNoExec    = "command_not_executable"
 )
 
 // Response answers one Request. Error is empty on success.

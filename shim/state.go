@@ -3,6 +3,8 @@ package shim
 import (
 	"errors"
 	"fmt"
+
+	"github.com/tether-run/tether/runtime/oci"
 )
 
 // Sentinel errors a caller can branch on (use errors.Is). The client maps
@@ -14,6 +16,11 @@ var (
 	ErrRunning      = errors.New("still running")
 	ErrInvalid      = errors.New("invalid argument")
 	ErrUnresponsive = errors.New("shim not responding")
+	// ErrCommandNotFound: the process's executable is not in the
+	// container; ErrCommandNotExecutable: it is there but cannot be run.
+	// A CLI exits 127 and 126 for them, as shells and podman do.
+	ErrCommandNotFound      = errors.New("command not found")
+	ErrCommandNotExecutable = errors.New("command not executable")
 )
 
 // TransitionError is returned when a request asks a process to move to a
@@ -66,12 +73,17 @@ func codeOf(err error) string {
 		return CodeRunning
 	case errors.Is(err, ErrInvalid):
 		return CodeInvalid
+	case errors.Is(err, ErrCommandNotFound), errors.Is(err, oci.ErrCommandNotFound):
+		return CodeNoCommand
+	case errors.Is(err, ErrCommandNotExecutable), errors.Is(err, oci.ErrCommandNotExecutable):
+		return CodeNoExec
 	}
 	return CodeFailed
 }
 
-// errOfCode is the inverse of codeOf, used by the client.
-func errOfCode(code string) error {
+// ErrorOfCode is the inverse of codeOf: the sentinel a reply code (or a
+// ready message's code) stands for, or nil.
+func ErrorOfCode(code string) error {
 	switch code {
 	case CodeNotFound:
 		return ErrNotFound
@@ -83,6 +95,10 @@ func errOfCode(code string) error {
 		return ErrRunning
 	case CodeInvalid:
 		return ErrInvalid
+	case CodeNoCommand:
+		return ErrCommandNotFound
+	case CodeNoExec:
+		return ErrCommandNotExecutable
 	}
 	return nil
 }

@@ -24,10 +24,14 @@ type exitError struct{ status int }
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.status) }
 
 // Tether's own failures exit with 1, or with 125 in the commands whose exit
-// status is the container's (run, exec, wait, attach), as podman does.
+// status is the container's (run, exec, wait, attach), as podman does; there
+// a process whose executable is not in the container gives 127, and one
+// that cannot be run 126, as shells and podman do.
 const (
 	exitFailure        = 1
 	exitFailureInChild = 125
+	exitNoExec         = 126
+	exitNoCommand      = 127
 )
 
 type globals struct {
@@ -95,10 +99,15 @@ func report(cmd *command, err error, stderr io.Writer) int {
 	}
 	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
 	fmt.Fprintf(stderr, "tether %s: %s\n", cmd.name, msg)
-	if cmd.childStatus {
-		return exitFailureInChild
+	switch {
+	case !cmd.childStatus:
+		return exitFailure
+	case errors.Is(err, runtime.ErrCommandNotFound):
+		return exitNoCommand
+	case errors.Is(err, runtime.ErrCommandNotExecutable):
+		return exitNoExec
 	}
-	return exitFailure
+	return exitFailureInChild
 }
 
 func (g *globals) register(fs *flag.FlagSet) {

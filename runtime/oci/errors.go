@@ -31,6 +31,12 @@ var (
 	// "." or "..". (runc enforces the same rule; crun 1.8 does not, and
 	// would build paths from ids like "../x".)
 	ErrInvalidID = errors.New("invalid container id")
+	// ErrCommandNotFound means the runtime could not find the process's
+	// executable in the container (create, or exec).
+	ErrCommandNotFound = errors.New("executable not found in the container")
+	// ErrCommandNotExecutable means the process's executable was found
+	// but could not be run: no execute permission, or not a file.
+	ErrCommandNotExecutable = errors.New("executable cannot be run")
 )
 
 // RuntimeError is returned when the runtime binary ran and exited with a
@@ -63,7 +69,8 @@ func (e *RuntimeError) Error() string {
 }
 
 // Unwrap returns the sentinel (ErrNotFound, ErrAlreadyExists,
-// ErrNotRunning) matching Msg, or nil if none matches.
+// ErrNotRunning, ErrCommandNotFound, ErrCommandNotExecutable) matching
+// Msg, or nil if none matches.
 func (e *RuntimeError) Unwrap() error {
 	return classify(e.Msg)
 }
@@ -116,6 +123,18 @@ var messageRules = []messageRule{
 	// crun kill of a stopped container: "kill container: No such process",
 	// or "open pidfd: No such process" once its init has been reaped.
 	{[]string{"no such process"}, ErrNotRunning},
+	// The process's executable, at create or exec. runc:
+	// `exec: "x": executable file not found in $PATH`,
+	// `exec: "/x": stat /x: no such file or directory`,
+	// `exec: "/etc": permission denied`. crun:
+	// "executable file `x` not found in $PATH: No such file or directory",
+	// "open executable: Permission denied" (or "Operation not permitted"
+	// for a folder).
+	{[]string{`exec: "`, "executable file not found"}, ErrCommandNotFound},
+	{[]string{`exec: "`, "no such file or directory"}, ErrCommandNotFound},
+	{[]string{"executable file `", "` not found"}, ErrCommandNotFound},
+	{[]string{`exec: "`, "permission denied"}, ErrCommandNotExecutable},
+	{[]string{"open executable: "}, ErrCommandNotExecutable},
 }
 
 // classify maps a runtime error message to ErrNotFound, ErrAlreadyExists or
