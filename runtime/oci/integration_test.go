@@ -352,16 +352,26 @@ func testMissingContainer(t *testing.T, command string) {
 func testInvalidConfig(t *testing.T, command string) {
 	ctx := context.Background()
 	tests := []struct {
-		name   string
-		edit   func(t *testing.T, bundle string)
-		expect string // a substring of the runtime's message (for this runtime)
+		name     string
+		edit     func(t *testing.T, bundle string)
+		expect   string // a substring of the runtime's message (for this runtime)
+		sentinel error  // what the error unwraps to
 	}{
 		{
 			name: "missing executable",
 			edit: func(t *testing.T, bundle string) {
 				rewriteArgs(t, bundle, []string{"/bin/nonexistent"})
 			},
-			expect: "/bin/nonexistent",
+			expect:   "/bin/nonexistent",
+			sentinel: ErrCommandNotFound,
+		},
+		{
+			name: "executable a folder",
+			edit: func(t *testing.T, bundle string) {
+				rewriteArgs(t, bundle, []string{"/"})
+			},
+			expect:   map[string]string{"runc": `exec: "/"`, "crun": "open executable"}[command],
+			sentinel: ErrCommandNotExecutable,
 		},
 		{
 			name: "bad JSON",
@@ -392,8 +402,8 @@ func testInvalidConfig(t *testing.T, command string) {
 			if tt.expect != "" && !strings.Contains(rerr.Msg, tt.expect) {
 				t.Errorf("message %q does not contain %q", rerr.Msg, tt.expect)
 			}
-			if errors.Unwrap(err) != nil {
-				t.Errorf("Unwrap = %v, want no sentinel", errors.Unwrap(err))
+			if got := errors.Unwrap(err); got != tt.sentinel {
+				t.Errorf("Unwrap = %v, want %v", got, tt.sentinel)
 			}
 		})
 	}
