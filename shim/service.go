@@ -406,13 +406,17 @@ func (s *Shim) delete(ctx context.Context, req *Request) *Response {
 	if (status == StatusRunning || status == StatusPaused) && !req.Force {
 		return fail(fmt.Errorf("container %s is %s: stop it with 'tether kill' or use 'delete --force': %w", s.id, status, ErrRunning))
 	}
+	deleted := false // the runtime's container is gone already
 	if status != StatusStopped {
-		if err := s.stopInit(ctx); err != nil {
+		var err error
+		if deleted, err = s.stopInit(ctx); err != nil {
 			return fail(err)
 		}
 	}
-	if err := s.runtimeDelete(ctx, req.Force); err != nil {
-		return fail(err)
+	if !deleted {
+		if err := s.runtimeDelete(ctx, req.Force); err != nil {
+			return fail(err)
+		}
 	}
 	s.killExecs()
 	s.init.io.close()
@@ -431,25 +435,28 @@ const stopInitGrace = 2 * time.Second
 // stopInit kills the container for a forced delete: through the runtime,
 // which kills all its processes, or, if the runtime fails or init lives
 // on, by init's recorded identity (pidfd). It returns once init's exit
-// record is written.
-func (s *Shim) stopInit(ctx context.Context) error {
+// record is written, and reports whether the runtime's delete succeeded
+// (then its container is gone and need not be deleted again).
+func (s *Shim) stopInit(ctx context.Context) (deleted bool, err error) {
 	grace := stopInitGrace
 	if err := s.rt.Delete(ctx, s.id, &oci.DeleteOpts{Force: true}); err != nil {
 		s.log.WithError(err).Warn("runtime delete --force failed: killing init by identity")
 		grace = 0
+	} else {
+		deleted = true
 	}
 	select {
 	case <-s.init.done:
-		return nil
+		return deleted, nil
 	case <-time.After(grace):
 	}
 	_, pid, _ := s.init.current()
 	pid.Signal(syscall.SIGKILL) // ErrGone: it died meanwhile
 	select {
 	case <-s.init.done:
-		return nil
+		return deleted, nil
 	case <-time.After(deleteTimeout):
-		return fmt.Errorf("container %s: init pid %d did not exit after SIGKILL", s.id, pid.Pid)
+		return deleted, fmt.Errorf("container %s: init pid %d did not exit after SIGKILL", s.id, pid.Pid)
 	}
 }
 
