@@ -29,6 +29,7 @@ var nl = []byte{'\n'}
 // whose backing array never moves: it is allocated once and never grown.
 type batch struct {
 	iov    []syscall.Iovec
+	mem    offHeap // stage's backing array, off the Go heap
 	stage  []byte
 	staged bool  // the last vector points at the end of stage
 	n      int64 // bytes in the batch
@@ -37,7 +38,8 @@ type batch struct {
 // room reports whether an entry of size bytes fits without writing first.
 func (b *batch) room(size int) bool {
 	if b.stage == nil {
-		b.stage = make([]byte, 0, stageSize)
+		b.mem = newOffHeap(stageSize)
+		b.stage = b.mem.b[:0]
 	}
 	return len(b.iov)+3 <= maxIov && b.n < flushAt &&
 		(size > smallEntry || len(b.stage)+size <= cap(b.stage))
@@ -73,6 +75,12 @@ func (b *batch) vec(p []byte) {
 		b.iov = append(b.iov, v)
 		b.staged = false
 	}
+}
+
+// free releases the stage; the batch must be empty and is not used again.
+func (b *batch) free() {
+	b.stage = nil
+	b.mem.free()
 }
 
 // reset empties the batch.

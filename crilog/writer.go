@@ -260,7 +260,9 @@ func rotatedName(path string, i int) string {
 // because the log cannot be written, and returns the first write error once
 // r is done. Copy returns the number of bytes read from r.
 func (w *Writer) Copy(s Stream, r io.Reader, tee func(Stream, []byte)) (int64, error) {
-	buf := make([]byte, copyBufSize)
+	mem := newOffHeap(copyBufSize)
+	defer mem.free()
+	buf := mem.b
 	var total int64
 	var werr error
 	for {
@@ -314,6 +316,8 @@ func (w *Writer) Close() error {
 	}
 	err := w.f.Close()
 	w.f = nil
+	w.b.reset()
+	w.b.free()
 	return err
 }
 
