@@ -752,6 +752,18 @@ func rcvNoAdopt(t *testing.T, e *testutil.Env) {
 	rcvKill(t, rcvIdent(t, e, "noadopt", shim.ShimPidFile))
 	m := rcvNoAdoptManager(t, e)
 	rcvWantUnknown(t, rcvState(t, m, "noadopt"), "still runs", "adoption is off")
+	// The same through the CLI: state, list and a refused plain delete.
+	var st runtime.State
+	if err := json.Unmarshal([]byte(e.MustTether("--no-adopt", "state", "noadopt")), &st); err != nil {
+		t.Fatal(err)
+	}
+	rcvWantUnknown(t, &st, "still runs", "adoption is off")
+	if out := e.MustTether("list", "--no-adopt"); !strings.Contains(out, "unknown") {
+		t.Fatalf("list --no-adopt:\n%s", out)
+	}
+	if r := e.Tether("--no-adopt", "delete", "noadopt"); r.Code == 0 {
+		t.Fatal("plain delete of an orphan succeeded")
+	}
 	ctx := context.Background()
 	c, err := m.Load(ctx, "noadopt")
 	if err != nil {

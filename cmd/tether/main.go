@@ -36,7 +36,7 @@ const (
 
 type globals struct {
 	root, runtime, logLevel, logFormat string
-	shimDebug                          bool
+	shimDebug, noAdopt                 bool
 }
 
 type command struct {
@@ -122,6 +122,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json")
 	fs.BoolVar(&g.shimDebug, "shim-debug", g.shimDebug, "new shims log at debug level")
+	fs.BoolVar(&g.noAdopt, "no-adopt", g.noAdopt, "never start a shim for a container whose shim died while it runs (report it unknown)")
 }
 
 func envOr(key, def string) string {
@@ -150,7 +151,7 @@ func (g *globals) setupLogging(stderr io.Writer) error {
 }
 
 func (g *globals) manager() (*runtime.Manager, error) {
-	return runtime.New(runtime.Opts{Root: g.root, Runtime: g.runtime, ShimDebug: g.shimDebug})
+	return runtime.New(runtime.Opts{Root: g.root, Runtime: g.runtime, ShimDebug: g.shimDebug, NoAdopt: g.noAdopt})
 }
 
 func lookup(name string) *command {
@@ -163,7 +164,7 @@ func lookup(name string) *command {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: tether [--root DIR] [--runtime NAME] [--log-level LEVEL] [--log-format text|json] COMMAND ...")
+	fmt.Fprintln(w, "usage: tether [--root DIR] [--runtime NAME] [--log-level LEVEL] [--log-format text|json] [--no-adopt] COMMAND ...")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
