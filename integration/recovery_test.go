@@ -656,10 +656,17 @@ func rcvAdopt(t *testing.T, e *testutil.Env) {
 		t.Fatal(err)
 	}
 	old := rcvIdent(t, e, "orphan", shim.ShimPidFile)
+	if st := rcvState(t, e.NewManager(), "orphan"); st.AdoptedAt != nil {
+		t.Fatalf("a container its own shim created says adopted_at %v", st.AdoptedAt)
+	}
 	rcvKill(t, old)
+	killed := time.Now()
 	st := rcvState(t, e.NewManager(), "orphan")
 	if st.Status != shim.StatusRunning || st.Pid != init.Pid || st.ShimPid == old.Pid || st.ShimPid == 0 {
 		t.Fatalf("after the shim's death: %+v, want running with init pid %d under a new shim", st, init.Pid)
+	}
+	if st.AdoptedAt == nil || st.AdoptedAt.Before(killed.Add(-time.Second)) || st.AdoptedAt.After(time.Now()) {
+		t.Fatalf("adopted_at %v, want the time of the adoption (after %v)", st.AdoptedAt, killed)
 	}
 	if args := rcvCmdline(st.ShimPid); !slices.Contains(args, shim.ActionAdopt) {
 		t.Fatalf("new shim's command line %q, want %s", args, shim.ActionAdopt)

@@ -160,6 +160,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 		return err
 	}
 	s.adoptExecs(cn)
+	s.adopted = time.Now().UTC()
 	close(s.created) // nothing to create: it exists
 	go s.acceptLoop(ctx, s.ln)
 	go s.watchAdopted(s.init, fd, cn)

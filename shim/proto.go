@@ -100,16 +100,20 @@ const (
 // State describes a container (or, in Execs, its exec'd processes).
 // ExitStatus and ExitedAt are set once it has stopped.
 type State struct {
-	ID         string      `json:"id"`
-	Status     string      `json:"status"`
-	Pid        int         `json:"pid"`
-	ShimPid    int         `json:"shim_pid,omitempty"`
-	Bundle     string      `json:"bundle,omitempty"`
-	CreatedAt  *time.Time  `json:"created_at,omitempty"`
-	ExitStatus *int        `json:"exit_status,omitempty"`
-	ExitedAt   *time.Time  `json:"exited_at,omitempty"`
-	Reason     string      `json:"reason,omitempty"`
-	Execs      []ExecState `json:"execs,omitempty"`
+	ID         string     `json:"id"`
+	Status     string     `json:"status"`
+	Pid        int        `json:"pid"`
+	ShimPid    int        `json:"shim_pid,omitempty"`
+	Bundle     string     `json:"bundle,omitempty"`
+	CreatedAt  *time.Time `json:"created_at,omitempty"`
+	ExitStatus *int       `json:"exit_status,omitempty"`
+	ExitedAt   *time.Time `json:"exited_at,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	// AdoptedAt is when the serving shim took the container over from a
+	// shim that died (see Adopt): output written before then and while no
+	// shim ran may be missing from the log, and stdin is not kept.
+	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
+	Execs     []ExecState `json:"execs,omitempty"`
 }
 
 // ExecState describes one exec'd process.

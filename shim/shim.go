@@ -65,6 +65,7 @@ type Shim struct {
 	conns   conns         // open control connections
 	created chan struct{} // closed once the runtime's create has succeeded
 	watch   folderWatch   // restores the state folder if it is removed
+	adopted time.Time     // when this shim adopted the container; zero if it created it
 
 	mu       sync.Mutex
 	execs    map[string]*process
@@ -306,6 +307,9 @@ func (s *Shim) state() *State {
 	created := s.rec.CreatedAt
 	st := &State{ID: s.id, Status: status, Pid: pid.Pid, ShimPid: os.Getpid(),
 		Bundle: s.rec.Bundle, CreatedAt: &created}
+	if !s.adopted.IsZero() {
+		st.AdoptedAt = timePtr(s.adopted)
+	}
 	if exit != nil {
 		st.ExitStatus, st.ExitedAt, st.Reason = &exit.Status, timePtr(exit.ExitedAt), exit.Reason
 	}
