@@ -217,9 +217,13 @@ func (m *Monitor) wait(cmd *exec.Cmd, sub *Subscription) (int, error) {
 // release calls cmd.Wait on a process the Monitor already reaped, so that
 // os/exec closes its pipes and ends its copying goroutines. Process.Wait
 // then fails with ECHILD (Go's pidfd or wait4 path alike); that and an
-// *exec.ExitError are expected and dropped.
+// *exec.ExitError are expected and dropped. A Wait that fails keeps the
+// process's pidfd open until the garbage collector finds the Process, so
+// it is released here at once: a shim that seldom collects would
+// otherwise hold one fd per finished command.
 func release(cmd *exec.Cmd) error {
 	err := cmd.Wait()
+	cmd.Process.Release()
 	var exitErr *exec.ExitError
 	if err == nil || isNoChild(err) || errors.As(err, &exitErr) {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -509,5 +510,34 @@ func TestDirect(t *testing.T) {
 	}
 	if _, err := (Direct{}).Start(exec.Command("/nonexistent/tether")); err == nil {
 		t.Error("Start of a missing binary succeeded")
+	}
+}
+
+// TestStartReleasesPidfd: each command started through the Monitor holds a
+// pidfd (os/exec); once its wait returned, that fd is closed at once, not
+// whenever the garbage collector gets to the Process (it is kept from
+// running here).
+func TestStartReleasesPidfd(t *testing.T) {
+	m := runMonitor(t)
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	for range 20 {
+		wait, err := m.Start(exec.Command("/bin/true"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, err := wait(); status != 0 || err != nil {
+			t.Fatalf("true: %d, %v", status, err)
+		}
+	}
+	if after := fds(); after > before {
+		t.Fatalf("%d fds before 20 commands, %d after: pidfds left open", before, after)
 	}
 }
