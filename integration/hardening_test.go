@@ -1119,3 +1119,47 @@ func TestHardeningRuntimeHangsWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHardeningRuntimeEnv: the shim's own Go tuning (GOMAXPROCS=1,
+// GOGC=50, set for it by its start helper) is not passed on to the OCI
+// runtime it runs, for create and exec alike: runc is a Go program and
+// should run with its defaults.
+func TestHardeningRuntimeEnv(t *testing.T) {
+	e := testutil.NewEnv(t, "runc")
+	for _, op := range []string{"create", "exec"} {
+		t.Run(op, func(t *testing.T) {
+			bin, dir := faultRuntimeAt(t, "runc", op, `env > "$STATE/env"`)
+			m, err := runtime.New(runtime.Opts{Root: e.Root, Runtime: bin, ShimBinary: filepath.Join(e.Bin, "tether-shim")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			c, err := m.Create(ctx, uniqueID("env"+op), e.Bundle("sleep", "1000"), runtime.CreateOpts{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Delete(context.Background(), true)
+			if op == "exec" {
+				if err := c.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				spec, _ := c.ProcessSpec([]string{"true"})
+				if _, _, err := c.Exec(ctx, runtime.ExecOpts{ID: "e", Process: spec}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env, err := os.ReadFile(filepath.Join(dir, "env"))
+			if err != nil {
+				t.Fatalf("the wrapper did not record the runtime's environment: %v", err)
+			}
+			for line := range strings.Lines(string(env)) {
+				if strings.HasPrefix(line, "GOMAXPROCS=") || strings.HasPrefix(line, "GOGC=") {
+					t.Errorf("the runtime's %s ran with the shim's %s", op, strings.TrimSpace(line))
+				}
+			}
+			if !strings.Contains(string(env), "PATH=") {
+				t.Fatalf("recorded environment looks empty:\n%s", env)
+			}
+		})
+	}
+}

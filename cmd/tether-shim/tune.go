@@ -65,7 +65,10 @@ func runtimeEnv(env []string) []string {
 }
 
 // tuneRuntime applies the settings to a shim not started through the start
-// helper (its environment lacks them), and starts trimWhenIdle.
+// helper (its environment lacks them), and starts trimWhenIdle. Then it
+// takes them out of the environment: they are the shim's own tuning, read
+// by its runtime at start-up, and the OCI runtime the shim runs (runc is a
+// Go program too) should start with its defaults, not one P and GOGC=50.
 func tuneRuntime() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
@@ -73,6 +76,8 @@ func tuneRuntime() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(shimGOGC)
 	}
+	os.Unsetenv("GOMAXPROCS")
+	os.Unsetenv("GOGC")
 	go trimWhenIdle(trimPeriod, trimAfter)
 }
 
