@@ -319,17 +319,28 @@ func TestHardeningPeerCred(t *testing.T) {
 
 // capSysResource reports whether this process may lower oom_score_adj.
 func capSysResource(t *testing.T) bool {
-	b, err := os.ReadFile("/proc/self/status")
+	return statusMask(t, "self", "CapEff")&(1<<unix.CAP_SYS_RESOURCE) != 0
+}
+
+// statusMask returns a hexadecimal mask field (CapEff, SigIgn, ...) of
+// /proc/PID/status; pid may be "self".
+func statusMask(t *testing.T, pid, field string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<unix.CAP_SYS_RESOURCE) != 0
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatalf("%s in /proc/%s/status: %v", field, pid, err)
+			}
+			return mask
 		}
 	}
-	return false
+	t.Fatalf("no %s in /proc/%s/status", field, pid)
+	return 0
 }
 
 func oomAdj(t *testing.T, pid int) int {

@@ -1208,21 +1208,7 @@ func TestRecoveryLogBeforeExit(t *testing.T) {
 // sigIgnored returns the SigIgn mask of pid.
 func sigIgnored(t *testing.T, pid int) uint64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return mask
-		}
-	}
-	t.Fatalf("no SigIgn in /proc/%d/status", pid)
-	return 0
+	return statusMask(t, strconv.Itoa(pid), "SigIgn")
 }
 
 // TestRecoveryShimSignals: SIGTERM, SIGHUP, SIGPIPE and SIGINT sent to a

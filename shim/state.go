@@ -60,23 +60,27 @@ func checkTransition(from, to string) error {
 	return &TransitionError{From: from, To: to}
 }
 
+// codes pairs each protocol code with the sentinel it stands for, and the
+// OCI binding's sentinel that means the same, if any. The first match wins.
+var codes = []struct {
+	code     string
+	err, oci error
+}{
+	{CodeNotFound, ErrNotFound, nil},
+	{CodeExists, ErrExists, nil},
+	{CodeNotRunning, ErrNotRunning, nil},
+	{CodeRunning, ErrRunning, nil},
+	{CodeInvalid, ErrInvalid, nil},
+	{CodeNoCommand, ErrCommandNotFound, oci.ErrCommandNotFound},
+	{CodeNoExec, ErrCommandNotExecutable, oci.ErrCommandNotExecutable},
+}
+
 // codeOf turns an error into a protocol code.
 func codeOf(err error) string {
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return CodeNotFound
-	case errors.Is(err, ErrExists):
-		return CodeExists
-	case errors.Is(err, ErrNotRunning):
-		return CodeNotRunning
-	case errors.Is(err, ErrRunning):
-		return CodeRunning
-	case errors.Is(err, ErrInvalid):
-		return CodeInvalid
-	case errors.Is(err, ErrCommandNotFound), errors.Is(err, oci.ErrCommandNotFound):
-		return CodeNoCommand
-	case errors.Is(err, ErrCommandNotExecutable), errors.Is(err, oci.ErrCommandNotExecutable):
-		return CodeNoExec
+	for _, c := range codes {
+		if errors.Is(err, c.err) || c.oci != nil && errors.Is(err, c.oci) {
+			return c.code
+		}
 	}
 	return CodeFailed
 }
@@ -84,21 +88,10 @@ func codeOf(err error) string {
 // ErrorOfCode is the inverse of codeOf: the sentinel a reply code (or a
 // ready message's code) stands for, or nil.
 func ErrorOfCode(code string) error {
-	switch code {
-	case CodeNotFound:
-		return ErrNotFound
-	case CodeExists:
-		return ErrExists
-	case CodeNotRunning:
-		return ErrNotRunning
-	case CodeRunning:
-		return ErrRunning
-	case CodeInvalid:
-		return ErrInvalid
-	case CodeNoCommand:
-		return ErrCommandNotFound
-	case CodeNoExec:
-		return ErrCommandNotExecutable
+	for _, c := range codes {
+		if c.code == code {
+			return c.err
+		}
 	}
 	return nil
 }

@@ -83,11 +83,7 @@ func (f createFlags) opts() (runtime.CreateOpts, error) {
 func cmdCreate(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("create", g)
 	cf := addCreateFlags(fs)
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(pos)
+	id, err := parseID(fs, args)
 	if err != nil {
 		return err
 	}
@@ -116,11 +112,7 @@ func loadChecked(ctx context.Context, g *globals, name string, args []string, ex
 	if extra != nil {
 		extra(fs)
 	}
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	id, err := oneID(pos)
+	id, err := parseID(fs, args)
 	if err != nil {
 		return nil, err
 	}

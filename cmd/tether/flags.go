@@ -47,6 +47,15 @@ func parse(fs *flag.FlagSet, args []string) (pos, rest []string, err error) {
 }
 
 // oneID expects exactly one positional argument, the container ID.
+// parseID parses args with fs and returns the one container ID they name.
+func parseID(fs *flagSet, args []string) (string, error) {
+	pos, _, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	return oneID(pos)
+}
+
 func oneID(pos []string) (string, error) {
 	if len(pos) != 1 {
 		return "", usageError{fmt.Errorf("expected one container ID, got %d arguments", len(pos))}

@@ -23,11 +23,7 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	cf := addCreateFlags(fs)
 	detach := fs.Bool("d", false, "return once the container runs")
 	rm := fs.Bool("rm", false, "delete the container after it exits")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := oneID(pos)
+	id, err := parseID(fs, args)
 	if err != nil {
 		return err
 	}
