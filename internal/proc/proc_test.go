@@ -30,16 +30,24 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
-func TestIdentityReuseIsDetected(t *testing.T) {
+// sleeper starts a child that sleeps, killed and reaped when the test
+// ends, and returns it with its identity.
+func sleeper(t *testing.T) (*exec.Cmd, Identity) {
+	t.Helper()
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	id, err := Identify(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cmd, id
+}
+
+func TestIdentityReuseIsDetected(t *testing.T) {
+	cmd, id := sleeper(t)
 	if err := id.Check(); err != nil {
 		t.Fatalf("live process reported gone: %v", err)
 	}
@@ -70,15 +78,7 @@ func TestIdentityReuseIsDetected(t *testing.T) {
 }
 
 func TestWaitExit(t *testing.T) {
-	cmd := exec.Command("sleep", "30")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	id, err := Identify(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, id := sleeper(t)
 	if id.WaitExit(50 * time.Millisecond) {
 		t.Fatal("a running process was reported gone")
 	}
