@@ -285,17 +285,6 @@ func (w *Writer) Copy(s Stream, r io.Reader, tee func(Stream, []byte)) (int64, e
 	}
 }
 
-// Flush exists for symmetry with buffered writers: the Writer buffers
-// nothing between calls, so Flush only reports whether it is still open.
-func (w *Writer) Flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.f == nil {
-		return fmt.Errorf("crilog: flush %s: %w", w.path, os.ErrClosed)
-	}
-	return nil
-}
-
 // Sync commits the current log file to stable storage (fsync).
 func (w *Writer) Sync() error {
 	w.mu.Lock()

@@ -26,7 +26,6 @@ import (
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/shim"
 )
 
 // coreWait bounds every poll of this suite. It is a hang guard, not a
@@ -60,7 +59,7 @@ func coreForeground(t *testing.T, e *testutil.Env, code int) {
 		t.Errorf("run stderr %q: the container's stderr was not streamed", r.Stderr)
 	}
 	st, _ := coreState(t, e, id)
-	if st.Status != shim.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != code {
+	if st.Status != runtime.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != code {
 		t.Errorf("state after the run: %+v, want stopped with exit_status %d", st, code)
 	}
 	coreLogsHave(t, e, id, fmt.Sprintf("out-%d", code), fmt.Sprintf("err-%d", code))
@@ -97,7 +96,7 @@ func coreKilled(t *testing.T, e *testutil.Env) {
 		t.Fatalf("wait after SIGKILL: exit %d, stdout %q; want 137 (stderr %q)", r.Code, r.Stdout, r.Stderr)
 	}
 	st, _ := coreState(t, e, "k")
-	if st.Status != shim.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != 137 {
+	if st.Status != runtime.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != 137 {
 		t.Errorf("state after SIGKILL: %+v, want stopped, exit_status 137", st)
 	}
 	e.MustTether("delete", "k")
@@ -118,7 +117,7 @@ func TestCoreStateAndList(t *testing.T) {
 
 		st, raw := coreState(t, e, "s1")
 		coreCheckFields(t, raw, false)
-		if st.ID != "s1" || st.Status != shim.StatusCreated || st.Pid <= 0 || st.ShimPid <= 0 || st.Bundle != b {
+		if st.ID != "s1" || st.Status != runtime.StatusCreated || st.Pid <= 0 || st.ShimPid <= 0 || st.Bundle != b {
 			t.Errorf("state after create: %+v; want s1, created, both pids, bundle %s", st, b)
 		}
 		if st.CreatedAt == nil || st.CreatedAt.Before(before.Add(-time.Second)) || st.CreatedAt.After(after.Add(time.Second)) {
@@ -129,19 +128,19 @@ func TestCoreStateAndList(t *testing.T) {
 		e.MustTether("start", "s1")
 		st, raw = coreState(t, e, "s1")
 		coreCheckFields(t, raw, false)
-		if st.Status != shim.StatusRunning || st.Pid != created.Pid || st.ShimPid != created.ShimPid {
+		if st.Status != runtime.StatusRunning || st.Pid != created.Pid || st.ShimPid != created.ShimPid {
 			t.Errorf("state after start: %+v; want running with pid %d, shim pid %d", st, created.Pid, created.ShimPid)
 		}
 
 		e.MustTether("run", "-d", "--bundle", e.Bundle("true"), "s2")
 		e.MustTether("wait", "s2")
-		coreCheckList(t, e, map[string]string{"s1": shim.StatusRunning, "s2": shim.StatusStopped})
+		coreCheckList(t, e, map[string]string{"s1": runtime.StatusRunning, "s2": runtime.StatusStopped})
 
 		e.MustTether("kill", "--signal", "KILL", "s1")
 		e.Tether("wait", "s1")
 		st, raw = coreState(t, e, "s1")
 		coreCheckFields(t, raw, true)
-		if st.Status != shim.StatusStopped || *st.ExitStatus != 137 || st.ExitedAt.Before(*st.CreatedAt) {
+		if st.Status != runtime.StatusStopped || *st.ExitStatus != 137 || st.ExitedAt.Before(*st.CreatedAt) {
 			t.Errorf("state after kill: %+v; want stopped, 137, exited after created", st)
 		}
 		e.MustTether("delete", "s1")
@@ -289,7 +288,7 @@ func TestCoreIDInUse(t *testing.T) {
 			coreOneLine(t, e.Tether(args...), "taken", "already exists", "pick another ID")
 		}
 		now, _ := coreState(t, e, "taken")
-		if now.Status != shim.StatusRunning || now.Pid != first.Pid || now.ShimPid != first.ShimPid {
+		if now.Status != runtime.StatusRunning || now.Pid != first.Pid || now.ShimPid != first.ShimPid {
 			t.Errorf("the refused creates changed the first container: %+v, was %+v", now, first)
 		}
 		e.MustTether("delete", "--force", "taken")
@@ -316,7 +315,7 @@ func TestCoreIDInUse(t *testing.T) {
 		if won != 1 {
 			t.Errorf("%d of %d concurrent creates of one ID succeeded, want exactly 1", won, n)
 		}
-		if st, _ := coreState(t, e, "race"); st.Status != shim.StatusCreated {
+		if st, _ := coreState(t, e, "race"); st.Status != runtime.StatusCreated {
 			t.Errorf("the winner of the race: %+v, want created", st)
 		}
 		e.MustTether("delete", "race")
@@ -407,7 +406,7 @@ func coreCheckAllRunning(t *testing.T, e *testutil.Env, ids []string) []proc.Ide
 	pids := map[int]bool{}
 	var got []string
 	for _, st := range states {
-		if st.Status != shim.StatusRunning || pids[st.Pid] || pids[st.ShimPid] {
+		if st.Status != runtime.StatusRunning || pids[st.Pid] || pids[st.ShimPid] {
 			t.Errorf("%+v: want running, with pids of its own", st)
 		}
 		pids[st.Pid], pids[st.ShimPid] = true, true
@@ -472,7 +471,7 @@ func coreKillManager(t *testing.T, e *testutil.Env, id string, group bool) {
 		return strings.Contains(out.String(), "ready\n")
 	})
 	before, _ := coreState(t, e, id)
-	if before.Status != shim.StatusRunning {
+	if before.Status != runtime.StatusRunning {
 		t.Fatalf("before the kill: %+v, want running", before)
 	}
 	idents := coreIdentitiesOf(t, e, id)
@@ -508,10 +507,10 @@ func coreKillManager(t *testing.T, e *testutil.Env, id string, group bool) {
 		t.Fatal(err)
 	}
 	st, err := c.State(context.Background())
-	if err != nil || st.Status != shim.StatusRunning || st.Pid != before.Pid || st.ShimPid != before.ShimPid {
+	if err != nil || st.Status != runtime.StatusRunning || st.Pid != before.Pid || st.ShimPid != before.ShimPid {
 		t.Fatalf("new manager sees %+v (%v), want running with pid %d, shim pid %d", st, err, before.Pid, before.ShimPid)
 	}
-	if cli, _ := coreState(t, e, id); cli.Status != shim.StatusRunning || cli.Pid != before.Pid || cli.ShimPid != before.ShimPid {
+	if cli, _ := coreState(t, e, id); cli.Status != runtime.StatusRunning || cli.Pid != before.Pid || cli.ShimPid != before.ShimPid {
 		t.Fatalf("tether state: %+v, want running with the same pids", cli)
 	}
 	ticks := strings.Count(coreLogs(t, e, id), "tick")
@@ -612,7 +611,7 @@ func TestCoreDeleteLeavesNothing(t *testing.T) {
 				t.Fatalf("%s list does not show %s: the runtime-state check is blind", e.Runtime, id)
 			}
 			coreOneLine(t, e.Tether("delete", id), id, "running", "--force")
-			if now, _ := coreState(t, e, id); now.Status != shim.StatusRunning || now.ShimPid != st.ShimPid {
+			if now, _ := coreState(t, e, id); now.Status != runtime.StatusRunning || now.ShimPid != st.ShimPid {
 				t.Fatalf("a refused delete changed the container: %+v", now)
 			}
 			if force {
@@ -828,8 +827,8 @@ func coreIdentitiesOf(t *testing.T, e *testutil.Env, ids ...string) []proc.Ident
 	var out []proc.Identity
 	for _, id := range ids {
 		dir := filepath.Join(e.Root, id)
-		for _, name := range []string{shim.ShimPidFile, shim.InitPidFile} {
-			ident, err := shim.ReadPid(dir, name)
+		for _, name := range []string{shimPidFile, initPidFile} {
+			ident, err := readPid(dir, name)
 			if err != nil {
 				t.Fatalf("%s: %v", id, err)
 			}

@@ -21,11 +21,11 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
 )
 
 // execWait bounds every wait of this suite: a hang guard, not a speed
@@ -54,7 +54,7 @@ func TestExecExitCodes(t *testing.T) {
 		}
 		// -d without --exec-id prints the generated name.
 		name := strings.TrimSpace(e.MustTether("exec", "-d", "c", "--", "sleep", "1000"))
-		if shim.ValidID(name) != nil {
+		if ids.ValidID(name) != nil {
 			t.Fatalf("exec -d printed %q, want the generated exec ID", name)
 		}
 		if out := e.MustTether("exec", "-d", "--exec-id", "three", "c", "--", "sh", "-c", "exit 3"); out != "" {
@@ -72,7 +72,7 @@ func TestExecExitCodes(t *testing.T) {
 			if !mine {
 				code = 7 // the foreground one, with a generated name
 			}
-			if x.Status != shim.StatusStopped || x.ExitStatus == nil || *x.ExitStatus != code || x.Pid <= 0 || x.ExitedAt == nil || x.Reason != "" {
+			if x.Status != runtime.StatusStopped || x.ExitStatus == nil || *x.ExitStatus != code || x.Pid <= 0 || x.ExitedAt == nil || x.Reason != "" {
 				t.Errorf("exec %+v in state, want stopped with status %d and no reason", x, code)
 			}
 		}
@@ -108,7 +108,7 @@ func execStateOf(t *testing.T, e *testutil.Env, id string) *runtime.State {
 // no pid records of processes that ended).
 func execCheckFiles(t *testing.T, e *testutil.Env, id string, n int) {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(e.Root, id, shim.ExecDir))
+	ents, err := os.ReadDir(filepath.Join(e.Root, id, execDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestExecManyInARow(t *testing.T) {
 		if got := testutil.FDCount(t, st.ShimPid); got > fds+execFdSlack {
 			t.Errorf("shim holds %d descriptors after %d execs, %d before", got, n, fds)
 		}
-		execDir := filepath.Join(e.Root, "many", shim.ExecDir)
+		execDir := filepath.Join(e.Root, "many", execDir)
 		for fd, target := range testutil.FDs(t, st.ShimPid) {
 			if strings.HasPrefix(target, execDir) {
 				t.Errorf("shim still holds fd %d on %s", fd, target)
@@ -355,7 +355,7 @@ func TestExecErrors(t *testing.T) {
 		if len(st.Execs) != 2 {
 			t.Errorf("failed execs left entries: %+v", st.Execs)
 		}
-		ents, _ := os.ReadDir(filepath.Join(e.Root, "c", shim.ExecDir))
+		ents, _ := os.ReadDir(filepath.Join(e.Root, "c", execDir))
 		for _, ent := range ents {
 			if !strings.HasPrefix(ent.Name(), "dup.") && !strings.HasPrefix(ent.Name(), "ended.") {
 				t.Errorf("a failed exec left %s", ent.Name())
@@ -423,7 +423,7 @@ func execInitExits(t *testing.T, e *testutil.Env, id string, hostPid bool) {
 	execWaitCodeAll(t, e, id, 137)
 	for _, x := range []string{"a", "b"} {
 		execWaitCode(t, e, id, x, 137)
-		exit, err := shim.ReadExit(filepath.Join(e.Root, id, shim.ExecDir), x+".exit.json")
+		exit, err := readExit(filepath.Join(e.Root, id, execDir), x+".exit.json")
 		if err != nil || exit.Reason != runtime.ReasonInitExited {
 			t.Errorf("exit record of %s: %+v, %v; want reason %q", x, exit, err, runtime.ReasonInitExited)
 		}
@@ -433,7 +433,7 @@ func execInitExits(t *testing.T, e *testutil.Env, id string, hostPid bool) {
 		if x.ID == "own" {
 			want = ""
 		}
-		if x.Status != shim.StatusStopped || x.Reason != want {
+		if x.Status != runtime.StatusStopped || x.Reason != want {
 			t.Errorf("exec %+v in state, want stopped with reason %q", x, want)
 		}
 	}
@@ -496,7 +496,7 @@ func TestExecKillSignals(t *testing.T) {
 			execOneLine(t, e.Tether("kill", "--signal", bad, "c"), 2, "signal")
 		}
 		execOneLine(t, e.Tether("kill", "--all", "--exec-id", "k0", "c"), 2, "--all")
-		if st := execStateOf(t, e, "c"); st.Status != shim.StatusRunning {
+		if st := execStateOf(t, e, "c"); st.Status != runtime.StatusRunning {
 			t.Fatalf("after refused kills the container is %s", st.Status)
 		}
 		e.MustTether("kill", "--signal", "SIGKILL", "c")
@@ -537,8 +537,8 @@ func TestExecList(t *testing.T) {
 	}
 	for _, x := range list[0].Execs {
 		switch {
-		case x.ID == "run1" && x.Status == shim.StatusRunning && x.Pid > 0 && x.ExitStatus == nil:
-		case x.ID == "done1" && x.Status == shim.StatusStopped && x.Pid > 0 && x.ExitStatus != nil && *x.ExitStatus == 9:
+		case x.ID == "run1" && x.Status == runtime.StatusRunning && x.Pid > 0 && x.ExitStatus == nil:
+		case x.ID == "done1" && x.Status == runtime.StatusStopped && x.Pid > 0 && x.ExitStatus != nil && *x.ExitStatus == 9:
 		default:
 			t.Errorf("exec in list: %+v", x)
 		}
@@ -575,9 +575,9 @@ func TestExecPauseResume(t *testing.T) {
 // execCheckPaused checks tether's state and the runtime's own.
 func execCheckPaused(t *testing.T, e *testutil.Env, id string, paused bool) {
 	t.Helper()
-	want, wantRT := shim.StatusRunning, oci.StatusRunning
+	want, wantRT := runtime.StatusRunning, oci.StatusRunning
 	if paused {
-		want, wantRT = shim.StatusPaused, oci.StatusPaused
+		want, wantRT = runtime.StatusPaused, oci.StatusPaused
 	}
 	st := execStateOf(t, e, id)
 	if st.Status != want || len(st.Execs) != 1 || st.Execs[0].Status != want {

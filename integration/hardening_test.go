@@ -24,9 +24,10 @@ import (
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,23 +52,23 @@ func TestHardeningHelperProcess(t *testing.T) {
 		os.Exit(0)
 	}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "{\"v\":%d,\"op\":\"state\"}\n", shim.SchemaVersion)
+	fmt.Fprintf(conn, "{\"v\":%d,\"op\":\"state\"}\n", shimapi.Version)
 	b, err := io.ReadAll(conn)
 	fmt.Printf("reply: %q %v\n", b, err)
 	os.Exit(0)
 }
 
 // run -d a container and return its state.
-func runDetached(t *testing.T, e *testutil.Env, id, bundleDir string, extra ...string) *shim.State {
+func runDetached(t *testing.T, e *testutil.Env, id, bundleDir string, extra ...string) *runtime.State {
 	t.Helper()
 	args := append([]string{"run", "-d", "--bundle", bundleDir}, extra...)
 	e.MustTether(append(args, id)...)
 	return stateOf(t, e, id)
 }
 
-func stateOf(t *testing.T, e *testutil.Env, id string) *shim.State {
+func stateOf(t *testing.T, e *testutil.Env, id string) *runtime.State {
 	t.Helper()
-	var st shim.State
+	var st runtime.State
 	if err := json.Unmarshal([]byte(e.MustTether("state", id)), &st); err != nil {
 		t.Fatalf("state %s: %v", id, err)
 	}
@@ -156,7 +157,7 @@ func TestHardeningInputValidation(t *testing.T) {
 			}
 		})
 	}
-	if st := stateOf(t, e, "v1"); st.Status != shim.StatusCreated {
+	if st := stateOf(t, e, "v1"); st.Status != runtime.StatusCreated {
 		t.Fatalf("v1 is %s after the refusals", st.Status)
 	}
 }
@@ -165,7 +166,7 @@ func TestHardeningInputValidation(t *testing.T) {
 // whether the shim closed the connection after it.
 func rawShim(t *testing.T, dir, raw string) (string, bool) {
 	t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(dir, shim.SocketFile))
+	conn, err := net.Dial("unix", filepath.Join(dir, socketFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestHardeningBadClients(t *testing.T) {
 	dir := filepath.Join(e.Root, id)
 	for _, tc := range []struct{ name, raw, want string }{
 		{"malformed", "{\"v\":1,\"op\"::}\n", "malformed"},
-		{"oversize", `{"v":1,"op":"state","exec":"` + strings.Repeat("x", shim.MaxRequestSize) + "\"}\n", "too large"},
+		{"oversize", `{"v":1,"op":"state","exec":"` + strings.Repeat("x", shimapi.MaxRequestSize) + "\"}\n", "too large"},
 		{"unknown version", "{\"v\":99,\"op\":\"state\"}\n", "protocol version 99"},
 		{"unknown op", "{\"v\":1,\"op\":\"shutdown\"}\n", "unknown operation"},
 		{"binary", "\x00\x01\x02\xff\n", "malformed"},
@@ -216,7 +217,7 @@ func TestHardeningBadClients(t *testing.T) {
 		}
 	}()
 	for i := range 250 {
-		c, err := net.Dial("unix", filepath.Join(dir, shim.SocketFile))
+		c, err := net.Dial("unix", filepath.Join(dir, socketFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,14 +227,14 @@ func TestHardeningBadClients(t *testing.T) {
 		idle = append(idle, c)
 	}
 	st := stateOf(t, e, id)
-	if st.Status != shim.StatusRunning {
+	if st.Status != runtime.StatusRunning {
 		t.Fatalf("state with idle clients: %+v", st)
 	}
 	e.MustTether("kill", id)
 	if r := e.Tether("wait", id); r.Code != 3 {
 		t.Fatalf("wait with idle clients: exit %d, %q", r.Code, r.Stderr)
 	}
-	if _, err := shim.ReadExit(dir, shim.ExitFile); err != nil {
+	if _, err := readExit(dir, exitFile); err != nil {
 		t.Fatalf("exit record with idle clients: %v", err)
 	}
 	// The idle ones are closed by the shim within its request deadline.
@@ -247,9 +248,8 @@ func TestHardeningBadClients(t *testing.T) {
 		c.Close()
 	}
 	idle = nil
-	client := shim.NewClient(dir)
 	testutil.Eventually(t, 30*time.Second, "connections released", func() bool {
-		s, err := client.Stats(context.Background())
+		s, err := shimStats(context.Background(), e, id)
 		return err == nil && s.Conns == 1
 	})
 	e.MustTether("delete", id)
@@ -263,7 +263,7 @@ func TestHardeningPeerCred(t *testing.T) {
 	id := uniqueID("cred")
 	runDetached(t, e, id, e.Bundle("sleep", "1000"))
 	dir := filepath.Join(e.Root, id)
-	sock := filepath.Join(dir, shim.SocketFile)
+	sock := filepath.Join(dir, socketFile)
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("container folder mode: %v %v", fi.Mode(), err)
 	}
@@ -309,10 +309,10 @@ func TestHardeningPeerCred(t *testing.T) {
 	if !strings.Contains(out, `reply: ""`) {
 		t.Fatalf("nobody got an answer from the shim: %s", out)
 	}
-	if log, _ := os.ReadFile(filepath.Join(dir, shim.ShimLogFile)); !bytes.Contains(log, []byte("peer uid 65534")) {
+	if log, _ := os.ReadFile(filepath.Join(dir, shimLogFile)); !bytes.Contains(log, []byte("peer uid 65534")) {
 		t.Fatalf("shim log does not record the refused peer:\n%s", log)
 	}
-	if st := stateOf(t, e, id); st.Status != shim.StatusRunning {
+	if st := stateOf(t, e, id); st.Status != runtime.StatusRunning {
 		t.Fatalf("root is not answered after the refusal: %+v", st)
 	}
 }
@@ -440,7 +440,7 @@ func TestHardeningPrivileges(t *testing.T) {
 				if shimAdj > 0 {
 					t.Errorf("shim oom_score_adj %d above 0", shimAdj)
 				}
-				if log, _ := os.ReadFile(filepath.Join(c.Dir(), shim.ShimLogFile)); !bytes.Contains(log, []byte("cannot protect the shim")) {
+				if log, _ := os.ReadFile(filepath.Join(c.Dir(), shimLogFile)); !bytes.Contains(log, []byte("cannot protect the shim")) {
 					t.Errorf("shim log does not say it could not protect itself:\n%s", log)
 				}
 			}
@@ -513,12 +513,12 @@ func guardRoot(t *testing.T, root string) {
 		ents, _ := os.ReadDir(root)
 		for _, ent := range ents {
 			dir := filepath.Join(root, ent.Name())
-			for _, name := range []string{shim.ShimPidFile, shim.InitPidFile} {
-				if id, err := shim.ReadPid(dir, name); err == nil {
+			for _, name := range []string{shimPidFile, initPidFile} {
+				if id, err := readPid(dir, name); err == nil {
 					id.Signal(syscall.SIGKILL)
 				}
 			}
-			if rec, err := shim.ReadRecord(dir); err == nil {
+			if rec, err := readRecord(dir); err == nil {
 				rt := &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot}
 				rt.Delete(context.Background(), rec.ID, &oci.DeleteOpts{Force: true})
 			}
@@ -546,7 +546,7 @@ func TestHardeningLongRoot(t *testing.T) {
 			guardRoot(t, root)
 			e := &testutil.Env{T: t, Root: root, Runtime: rt, Bin: base.Bin}
 			id := "long"
-			if n := len(filepath.Join(root, id, shim.SocketFile)); n <= 108 {
+			if n := len(filepath.Join(root, id, socketFile)); n <= 108 {
 				t.Fatalf("socket path of %d bytes is not long enough", n)
 			}
 			runDetached(t, e, id, e.Bundle("sh", "-c", "echo hello; sleep 1000"))
@@ -591,8 +591,8 @@ func TestHardeningLoad(t *testing.T) {
 		id       string
 		started  chan struct{}
 		execs    sync.WaitGroup // the clients' execs in this container
-		state    *shim.State
-		base     shim.Stats
+		state    *runtime.State
+		base     runtime.Stats
 		baseFDs  int
 		want     int
 		startErr error
@@ -620,8 +620,8 @@ func TestHardeningLoad(t *testing.T) {
 				bx.state, err = c.State(ctx)
 			}
 			if err == nil {
-				var st *shim.Stats
-				st, err = shim.NewClient(c.Dir()).Stats(ctx)
+				var st *runtime.Stats
+				st, err = c.Stats(ctx)
 				if st != nil {
 					bx.base, bx.baseFDs = *st, testutil.FDCount(t, bx.state.ShimPid)
 				}
@@ -665,7 +665,7 @@ func TestHardeningLoad(t *testing.T) {
 	}
 	var fdsBefore, fdsAfter, grBefore, grAfter int
 	for _, bx := range boxes {
-		st, err := shim.NewClient(filepath.Join(e.Root, bx.id)).Stats(ctx)
+		st, err := shimStats(ctx, e, bx.id)
 		if err != nil {
 			t.Fatalf("stats of %s: %v", bx.id, err)
 		}
@@ -691,14 +691,14 @@ func TestHardeningLoad(t *testing.T) {
 }
 
 // oneClient is one client of the load test: state, exec, wait, state.
-func oneClient(ctx context.Context, m *runtime.Manager, id string, started *shim.State, k, want int, execs *sync.WaitGroup) error {
+func oneClient(ctx context.Context, m *runtime.Manager, id string, started *runtime.State, k, want int, execs *sync.WaitGroup) error {
 	c, err := m.Load(ctx, id)
 	if err != nil {
 		execs.Done()
 		return err
 	}
 	st, err := c.State(ctx)
-	if err == nil && (st.ID != id || st.Pid != started.Pid || st.ShimPid != started.ShimPid || st.Status != shim.StatusRunning) {
+	if err == nil && (st.ID != id || st.Pid != started.Pid || st.ShimPid != started.ShimPid || st.Status != runtime.StatusRunning) {
 		err = fmt.Errorf("state %+v, started as %+v", st, started)
 	}
 	if err != nil {
@@ -718,7 +718,7 @@ func oneClient(ctx context.Context, m *runtime.Manager, id string, started *shim
 		return fmt.Errorf("wait: %+v, want status %d of pid %d", exit, want, started.Pid)
 	}
 	st, err = c.State(ctx)
-	if err == nil && (st.Status != shim.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != want) {
+	if err == nil && (st.Status != runtime.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != want) {
 		err = fmt.Errorf("state after exit %+v", st)
 	}
 	return err
@@ -761,11 +761,11 @@ func TestHardeningFolderDeleted(t *testing.T) {
 				t.Fatal(err)
 			}
 			testutil.Eventually(t, 10*time.Second, "the folder restored", func() bool {
-				_, err := os.Stat(filepath.Join(dir, shim.SocketFile))
+				_, err := os.Stat(filepath.Join(dir, socketFile))
 				return err == nil
 			})
 			st2 := stateOf(t, e, id)
-			if st2.Status != shim.StatusRunning || st2.Pid != st.Pid || st2.ShimPid != st.ShimPid {
+			if st2.Status != runtime.StatusRunning || st2.Pid != st.Pid || st2.ShimPid != st.ShimPid {
 				t.Fatalf("after restore: %+v, before: %+v", st2, st)
 			}
 			testutil.Eventually(t, 10*time.Second, "output in the new log", func() bool {
@@ -778,10 +778,10 @@ func TestHardeningFolderDeleted(t *testing.T) {
 			if r := e.Tether("wait", id); r.Code != 9 {
 				t.Fatalf("wait after restore: %d %q", r.Code, r.Stderr)
 			}
-			if exit, err := shim.ReadExit(dir, shim.ExitFile); err != nil || exit.Status != 9 {
+			if exit, err := readExit(dir, exitFile); err != nil || exit.Status != 9 {
 				t.Fatalf("exit record after restore: %+v %v", exit, err)
 			}
-			if log, _ := os.ReadFile(filepath.Join(dir, shim.ShimLogFile)); !bytes.Contains(log, []byte("restored")) {
+			if log, _ := os.ReadFile(filepath.Join(dir, shimLogFile)); !bytes.Contains(log, []byte("restored")) {
 				t.Errorf("the new shim log does not tell of the restore:\n%s", log)
 			}
 			e.MustTether("delete", "--force", id)
@@ -825,11 +825,11 @@ func TestHardeningDiskFull(t *testing.T) {
 	if fsst.Bavail > fsst.Blocks/10 {
 		t.Fatalf("the tmpfs was not filled (%d of %d blocks free)", fsst.Bavail, fsst.Blocks)
 	}
-	exit, err := shim.ReadExit(filepath.Join(e.Root, id), shim.ExitFile)
+	exit, err := readExit(filepath.Join(e.Root, id), exitFile)
 	if err != nil || exit.Status != 7 {
 		t.Fatalf("exit record on a full disk: %+v %v", exit, err)
 	}
-	if st := stateOf(t, e, id); st.Status != shim.StatusStopped || *st.ExitStatus != 7 {
+	if st := stateOf(t, e, id); st.Status != runtime.StatusStopped || *st.ExitStatus != 7 {
 		t.Fatalf("state: %+v", st)
 	}
 	e.MustTether("delete", "--force", id)
@@ -1065,8 +1065,8 @@ func TestHardeningCreateHangs(t *testing.T) {
 				child, err = proc.Identify(pid)
 				return err == nil
 			})
-			st, err := shim.NewClient(filepath.Join(e.Root, id)).State(context.Background())
-			if err != nil || st.Status != shim.StatusCreating {
+			st, err := shimState(context.Background(), e, id)
+			if err != nil || st.Status != runtime.StatusCreating {
 				t.Fatalf("state while create hangs: %+v %v", st, err)
 			}
 			select {
@@ -1110,7 +1110,7 @@ func TestHardeningRuntimeHangsWhileRunning(t *testing.T) {
 	go func() { paused <- c.Pause(ctx) }()
 	for i := range 20 { // while pause hangs
 		st, err := c.State(ctx)
-		if err != nil || st.Status != shim.StatusRunning {
+		if err != nil || st.Status != runtime.StatusRunning {
 			t.Fatalf("state %d while pause hangs: %+v %v", i, st, err)
 		}
 	}

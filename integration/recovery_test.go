@@ -28,7 +28,7 @@ import (
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
 )
 
 // rcvWait bounds every poll and every call that could hang. It is a hang
@@ -70,7 +70,7 @@ func rcvLogHas(t *testing.T, e *testutil.Env, id, want string) {
 // rcvIdent reads a recorded identity, failing the test if it is unreadable.
 func rcvIdent(t *testing.T, e *testutil.Env, id, name string) proc.Identity {
 	t.Helper()
-	ident, err := shim.ReadPid(filepath.Join(e.Root, id), name)
+	ident, err := readPid(filepath.Join(e.Root, id), name)
 	if err != nil {
 		t.Fatalf("%s: %v", id, err)
 	}
@@ -156,7 +156,7 @@ func rcvList(t *testing.T, m *runtime.Manager) map[string]*runtime.State {
 // rcvWantStopped checks a stopped state with the given exit status.
 func rcvWantStopped(t *testing.T, st *runtime.State, status int, reason string) {
 	t.Helper()
-	if st.Status != shim.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != status {
+	if st.Status != runtime.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != status {
 		t.Fatalf("%s: %+v, want stopped with status %d", st.ID, st, status)
 	}
 	if !strings.Contains(st.Reason, reason) {
@@ -167,7 +167,7 @@ func rcvWantStopped(t *testing.T, st *runtime.State, status int, reason string) 
 // rcvWantUnknown checks an unknown state whose reason mentions every want.
 func rcvWantUnknown(t *testing.T, st *runtime.State, wants ...string) {
 	t.Helper()
-	if st == nil || st.Status != shim.StatusUnknown || st.ExitStatus != nil {
+	if st == nil || st.Status != runtime.StatusUnknown || st.ExitStatus != nil {
 		t.Fatalf("%+v, want unknown without an exit status", st)
 	}
 	for _, w := range wants {
@@ -187,7 +187,7 @@ func rcvWaitCode(t *testing.T, e *testutil.Env, id string) (int, string) {
 // rcvExitRecorded waits until the container's exit record exists.
 func rcvExitRecorded(t *testing.T, e *testutil.Env, id string) {
 	t.Helper()
-	path := filepath.Join(e.Root, id, shim.ExitFile)
+	path := filepath.Join(e.Root, id, exitFile)
 	testutil.Eventually(t, rcvWait, id+"'s exit record", func() bool {
 		_, err := os.Stat(path)
 		return err == nil
@@ -198,7 +198,7 @@ func rcvExitRecorded(t *testing.T, e *testutil.Env, id string) {
 // a zombie (one may be caught for a moment between exit and reaping).
 func rcvNoZombies(t *testing.T, e *testutil.Env, id string) {
 	t.Helper()
-	sid := rcvIdent(t, e, id, shim.ShimPidFile)
+	sid := rcvIdent(t, e, id, shimPidFile)
 	testutil.Eventually(t, rcvWait, fmt.Sprintf("no zombies under shim %d", sid.Pid), func() bool {
 		return len(testutil.ZombieChildren(sid.Pid)) == 0
 	})
@@ -297,7 +297,7 @@ func TestRecoveryReattach(t *testing.T) {
 		rcvStart(t, e, "c1")
 		before := rcvState(t, e.Manager(), "c1")
 		m := e.NewManager()
-		if st := rcvList(t, m)["c1"]; st == nil || st.Status != shim.StatusRunning || st.Pid != before.Pid || st.ShimPid != before.ShimPid {
+		if st := rcvList(t, m)["c1"]; st == nil || st.Status != runtime.StatusRunning || st.Pid != before.Pid || st.ShimPid != before.ShimPid {
 			t.Fatalf("new manager lists %+v, want running with pid %d, shim pid %d", st, before.Pid, before.ShimPid)
 		}
 		if out := e.MustTether("exec", "c1", "--", "echo", "from-exec"); !strings.Contains(out, "from-exec") {
@@ -338,7 +338,7 @@ func TestRecoveryExitWhileNoManager(t *testing.T) {
 	rcvEach(t, rcvBoth, func(t *testing.T, e *testutil.Env) {
 		e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "echo bye; exit 3"), "code")
 		rcvStart(t, e, "signal")
-		rcvKill(t, rcvIdent(t, e, "signal", shim.InitPidFile))
+		rcvKill(t, rcvIdent(t, e, "signal", initPidFile))
 		rcvExitRecorded(t, e, "code")
 		rcvExitRecorded(t, e, "signal")
 		m := e.NewManager()
@@ -418,10 +418,10 @@ func rcvWatchFirst(t *testing.T, e *testutil.Env) map[string]runtime.Event {
 	rcvCollect(t, events, first, "lost")
 	// Its shim dies while the subscription waits on it: the init is
 	// adopted and its exit still delivered.
-	old := rcvIdent(t, e, "adopted", shim.ShimPidFile)
+	old := rcvIdent(t, e, "adopted", shimPidFile)
 	rcvKill(t, old)
 	testutil.Eventually(t, rcvWait, "the orphan to be adopted", func() bool {
-		sid, err := shim.ReadPid(filepath.Join(e.Root, "adopted"), shim.ShimPidFile)
+		sid, err := readPid(filepath.Join(e.Root, "adopted"), shimPidFile)
 		return err == nil && sid.Pid != old.Pid && sid.Alive()
 	})
 	rcvSignal(t, e.NewManager(), "adopted", syscall.SIGUSR1)
@@ -474,7 +474,7 @@ func rcvWatchAgain(t *testing.T, e *testutil.Env, first map[string]runtime.Event
 // rcvLoseExit kills init and its shim so that no exit is recorded.
 func rcvLoseExit(t *testing.T, e *testutil.Env, id string) {
 	t.Helper()
-	sid, init := rcvIdent(t, e, id, shim.ShimPidFile), rcvIdent(t, e, id, shim.InitPidFile)
+	sid, init := rcvIdent(t, e, id, shimPidFile), rcvIdent(t, e, id, initPidFile)
 	rcvKillOnCleanup(t, sid)
 	if err := sid.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -525,7 +525,7 @@ func rcvInterruptedWait(t *testing.T, e *testutil.Env, when string) {
 		t.Fatal(err)
 	}
 	waiter.Wait()
-	if st := rcvState(t, e.NewManager(), when); st.Status != shim.StatusRunning {
+	if st := rcvState(t, e.NewManager(), when); st.Status != runtime.StatusRunning {
 		t.Fatalf("killing a waiter changed the container: %+v", st)
 	}
 	var r testutil.Result
@@ -613,7 +613,7 @@ func TestRecoveryShimKilled(t *testing.T) {
 func rcvShimKilledAfterExit(t *testing.T, e *testutil.Env) {
 	e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 3"), "rec")
 	rcvExitRecorded(t, e, "rec")
-	rcvKill(t, rcvIdent(t, e, "rec", shim.ShimPidFile))
+	rcvKill(t, rcvIdent(t, e, "rec", shimPidFile))
 	st := rcvState(t, e.NewManager(), "rec")
 	rcvWantStopped(t, st, 3, "")
 	if st.ExitedAt == nil {
@@ -628,7 +628,7 @@ func rcvShimKilledAfterExit(t *testing.T, e *testutil.Env) {
 
 func rcvShimAndInitKilled(t *testing.T, e *testutil.Env) {
 	rcvStart(t, e, "gone")
-	init := rcvIdent(t, e, "gone", shim.InitPidFile)
+	init := rcvIdent(t, e, "gone", initPidFile)
 	rcvLoseExit(t, e, "gone")
 	st := rcvState(t, e.NewManager(), "gone")
 	rcvWantStopped(t, st, runtime.UnknownExitStatus, "shim died")
@@ -650,26 +650,26 @@ func rcvAdopt(t *testing.T, e *testutil.Env) {
 	e.MustTether("run", "-d", "--bundle", b, "orphan")
 	rcvLogHas(t, e, "orphan", "tick 1")
 	e.MustTether("exec", "-d", "--exec-id", "job", "orphan", "--", "sleep", "1000")
-	init := rcvIdent(t, e, "orphan", shim.InitPidFile)
-	job, err := shim.ReadPid(filepath.Join(e.Root, "orphan", shim.ExecDir), "job.pid")
+	init := rcvIdent(t, e, "orphan", initPidFile)
+	job, err := readPid(filepath.Join(e.Root, "orphan", execDir), "job.pid")
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := rcvIdent(t, e, "orphan", shim.ShimPidFile)
+	old := rcvIdent(t, e, "orphan", shimPidFile)
 	if st := rcvState(t, e.NewManager(), "orphan"); st.AdoptedAt != nil {
 		t.Fatalf("a container its own shim created says adopted_at %v", st.AdoptedAt)
 	}
 	rcvKill(t, old)
 	killed := time.Now()
 	st := rcvState(t, e.NewManager(), "orphan")
-	if st.Status != shim.StatusRunning || st.Pid != init.Pid || st.ShimPid == old.Pid || st.ShimPid == 0 {
+	if st.Status != runtime.StatusRunning || st.Pid != init.Pid || st.ShimPid == old.Pid || st.ShimPid == 0 {
 		t.Fatalf("after the shim's death: %+v, want running with init pid %d under a new shim", st, init.Pid)
 	}
 	if st.AdoptedAt == nil || st.AdoptedAt.Before(killed.Add(-time.Second)) || st.AdoptedAt.After(time.Now()) {
 		t.Fatalf("adopted_at %v, want the time of the adoption (after %v)", st.AdoptedAt, killed)
 	}
-	if args := rcvCmdline(st.ShimPid); !slices.Contains(args, shim.ActionAdopt) {
-		t.Fatalf("new shim's command line %q, want %s", args, shim.ActionAdopt)
+	if args := rcvCmdline(st.ShimPid); !slices.Contains(args, shimapi.ServeAdopt) {
+		t.Fatalf("new shim's command line %q, want %s", args, shimapi.ServeAdopt)
 	}
 	if err := init.Check(); err != nil {
 		t.Fatalf("init after adoption: %v", err)
@@ -678,8 +678,8 @@ func rcvAdopt(t *testing.T, e *testutil.Env) {
 		t.Fatalf("exec through the adopting shim printed %q", out)
 	}
 	// The exec'd process of the dead shim is adopted too.
-	if i := slices.IndexFunc(st.Execs, func(x shim.ExecState) bool { return x.ID == "job" }); i < 0 ||
-		st.Execs[i].Status != shim.StatusRunning || st.Execs[i].Pid != job.Pid {
+	if i := slices.IndexFunc(st.Execs, func(x runtime.ExecState) bool { return x.ID == "job" }); i < 0 ||
+		st.Execs[i].Status != runtime.StatusRunning || st.Execs[i].Pid != job.Pid {
 		t.Fatalf("execs after adoption: %+v, want job running with pid %d", st.Execs, job.Pid)
 	}
 	e.MustTether("kill", "--exec-id", "job", "--signal", "KILL", "orphan")
@@ -715,8 +715,8 @@ func rcvCmdline(pid int) []string {
 
 func rcvAdoptRace(t *testing.T, e *testutil.Env) {
 	rcvStart(t, e, "race")
-	init := rcvIdent(t, e, "race", shim.InitPidFile)
-	rcvKill(t, rcvIdent(t, e, "race", shim.ShimPidFile))
+	init := rcvIdent(t, e, "race", initPidFile)
+	rcvKill(t, rcvIdent(t, e, "race", shimPidFile))
 	var wg sync.WaitGroup
 	states := make([]*runtime.State, 6)
 	for i := range states {
@@ -745,7 +745,7 @@ func rcvAdoptRace(t *testing.T, e *testutil.Env) {
 		t.Fatalf("shims serving the root after concurrent loads: %v, want exactly one", pids)
 	}
 	for i, st := range states {
-		if st == nil || st.Status != shim.StatusRunning || st.Pid != init.Pid {
+		if st == nil || st.Status != runtime.StatusRunning || st.Pid != init.Pid {
 			t.Fatalf("manager %d saw %+v, want running with pid %d", i, st, init.Pid)
 		}
 	}
@@ -755,8 +755,8 @@ func rcvAdoptRace(t *testing.T, e *testutil.Env) {
 
 func rcvNoAdopt(t *testing.T, e *testutil.Env) {
 	rcvStart(t, e, "noadopt")
-	init := rcvIdent(t, e, "noadopt", shim.InitPidFile)
-	rcvKill(t, rcvIdent(t, e, "noadopt", shim.ShimPidFile))
+	init := rcvIdent(t, e, "noadopt", initPidFile)
+	rcvKill(t, rcvIdent(t, e, "noadopt", shimPidFile))
 	m := rcvNoAdoptManager(t, e)
 	rcvWantUnknown(t, rcvState(t, m, "noadopt"), "still runs", "adoption is off")
 	// The same through the CLI: state, list and a refused plain delete.
@@ -832,11 +832,11 @@ func rcvCrashAt(t *testing.T, e *testutil.Env, id, point string) {
 		rcvWantUnknown(t, rcvList(t, m)[id], "create did not complete")
 	case "after-shim-spawn", "after-runtime-create":
 		testutil.Eventually(t, rcvWait, id+" to be created by its shim", func() bool {
-			return rcvState(t, e.NewManager(), id).Status == shim.StatusCreated
+			return rcvState(t, e.NewManager(), id).Status == runtime.StatusCreated
 		})
 		rcvStartAndFinish(t, e, id)
 	case "after-start":
-		if st := rcvState(t, m, id); st.Status != shim.StatusRunning {
+		if st := rcvState(t, m, id); st.Status != runtime.StatusRunning {
 			t.Fatalf("after start: %+v, want running", st)
 		}
 	case "shim-after-runtime-create", "shim-after-init-pid":
@@ -855,7 +855,7 @@ func rcvCrashAt(t *testing.T, e *testutil.Env, id, point string) {
 		var st *runtime.State
 		testutil.Eventually(t, rcvWait, id+" to be adopted", func() bool {
 			st = rcvState(t, e.NewManager(), id)
-			return st.Status == shim.StatusCreated && slices.Contains(rcvCmdline(st.ShimPid), shim.ActionAdopt)
+			return st.Status == runtime.StatusCreated && slices.Contains(rcvCmdline(st.ShimPid), shimapi.ServeAdopt)
 		})
 		rcvStartAndFinish(t, e, id)
 	}
@@ -887,7 +887,7 @@ func rcvStartAndFinish(t *testing.T, e *testutil.Env, id string) {
 // ever signals it; the real container is still found and removed.
 func TestRecoveryPidReuse(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
-		for _, file := range []string{shim.InitPidFile, shim.ShimPidFile} {
+		for _, file := range []string{initPidFile, shimPidFile} {
 			for _, exact := range []bool{false, true} {
 				name := fmt.Sprintf("%s-%s", strings.TrimSuffix(file, ".pid"), map[bool]string{false: "wrong-start-time", true: "same-identity"}[exact])
 				t.Run(name, func(t *testing.T) { rcvPidReuse(t, e, name, file, exact) })
@@ -899,8 +899,8 @@ func TestRecoveryPidReuse(t *testing.T) {
 func rcvPidReuse(t *testing.T, e *testutil.Env, id, file string, exact bool) {
 	victim := rcvUnrelated(t)
 	rcvStart(t, e, id)
-	init := rcvIdent(t, e, id, shim.InitPidFile)
-	rcvKill(t, rcvIdent(t, e, id, shim.ShimPidFile)) // the manager must act on the records
+	init := rcvIdent(t, e, id, initPidFile)
+	rcvKill(t, rcvIdent(t, e, id, shimPidFile)) // the manager must act on the records
 	fake := victim
 	if !exact {
 		fake.StartTime++
@@ -916,7 +916,7 @@ func rcvPidReuse(t *testing.T, e *testutil.Env, id, file string, exact bool) {
 	}
 	st := rcvState(t, e.NewManager(), id)
 	alive("by state")
-	if file == shim.InitPidFile {
+	if file == initPidFile {
 		// init.pid no longer names the container's init: its end is
 		// unknown, and nothing is adopted.
 		rcvWantStopped(t, st, runtime.UnknownExitStatus, strconv.Itoa(victim.Pid))
@@ -932,11 +932,11 @@ func rcvPidReuse(t *testing.T, e *testutil.Env, id, file string, exact bool) {
 				alive("by kill " + sig.String())
 			}
 		}
-	} else if st.Status != shim.StatusRunning || st.Pid != init.Pid || st.ShimPid == victim.Pid {
+	} else if st.Status != runtime.StatusRunning || st.Pid != init.Pid || st.ShimPid == victim.Pid {
 		// shim.pid names no shim: the orphan init is adopted.
 		t.Fatalf("%+v, want running with pid %d under a new shim", st, init.Pid)
 	}
-	if r := e.Tether("kill", "--signal", "TERM", id); file == shim.ShimPidFile && r.Code != 0 {
+	if r := e.Tether("kill", "--signal", "TERM", id); file == shimPidFile && r.Code != 0 {
 		t.Fatalf("kill through the adopting shim: %s", r.Stderr)
 	}
 	alive("by tether kill")
@@ -961,7 +961,7 @@ type rcvDamage struct {
 func rcvBreak(t *testing.T, e *testutil.Env, d rcvDamage) []proc.Identity {
 	t.Helper()
 	if d.prepared {
-		return []proc.Identity{rcvIdent(t, e, d.id, shim.ShimPidFile), rcvIdent(t, e, d.id, shim.InitPidFile)}
+		return []proc.Identity{rcvIdent(t, e, d.id, shimPidFile), rcvIdent(t, e, d.id, initPidFile)}
 	}
 	if d.exited {
 		e.MustTether("run", "-d", "--bundle", e.Bundle("sh", "-c", "exit 3"), d.id)
@@ -969,7 +969,7 @@ func rcvBreak(t *testing.T, e *testutil.Env, d rcvDamage) []proc.Identity {
 	} else {
 		rcvStart(t, e, d.id)
 	}
-	idents := []proc.Identity{rcvIdent(t, e, d.id, shim.ShimPidFile), rcvIdent(t, e, d.id, shim.InitPidFile)}
+	idents := []proc.Identity{rcvIdent(t, e, d.id, shimPidFile), rcvIdent(t, e, d.id, initPidFile)}
 	for _, ident := range idents {
 		rcvKillOnCleanup(t, ident) // the damage may hide them from tether
 	}
@@ -1003,7 +1003,7 @@ func rcvCheckDamage(t *testing.T, e *testutil.Env, cases []rcvDamage) {
 		idents[d.id] = rcvBreak(t, e, d)
 	}
 	states := rcvList(t, e.NewManager())
-	if st := states["healthy"]; st == nil || st.Status != shim.StatusRunning || st.Pid != healthy.Pid {
+	if st := states["healthy"]; st == nil || st.Status != runtime.StatusRunning || st.Pid != healthy.Pid {
 		t.Fatalf("healthy container next to damaged ones: %+v", st)
 	}
 	for _, d := range cases {
@@ -1030,12 +1030,12 @@ func rcvCheckDamage(t *testing.T, e *testutil.Env, cases []rcvDamage) {
 func TestRecoveryCorruptRecords(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
 		rcvCheckDamage(t, e, []rcvDamage{
-			{id: "rec-garbage", file: shim.RecordFile, data: "{not json", want: []string{"corrupt"}},
-			{id: "rec-truncated", file: shim.RecordFile, want: []string{"corrupt"}},
-			{id: "rec-empty", file: shim.RecordFile, data: " ", want: []string{"corrupt"}},
-			{id: "exit-truncated", file: shim.ExitFile, exited: true, shimDead: true, want: []string{"corrupt"}},
-			{id: "shim-truncated", file: shim.ShimPidFile, want: []string{"corrupt"}},
-			{id: "init-garbage", file: shim.InitPidFile, shimDead: true, data: "\x00\x01", want: []string{"corrupt"}},
+			{id: "rec-garbage", file: recordFile, data: "{not json", want: []string{"corrupt"}},
+			{id: "rec-truncated", file: recordFile, want: []string{"corrupt"}},
+			{id: "rec-empty", file: recordFile, data: " ", want: []string{"corrupt"}},
+			{id: "exit-truncated", file: exitFile, exited: true, shimDead: true, want: []string{"corrupt"}},
+			{id: "shim-truncated", file: shimPidFile, want: []string{"corrupt"}},
+			{id: "init-garbage", file: initPidFile, shimDead: true, data: "\x00\x01", want: []string{"corrupt"}},
 		})
 	})
 }
@@ -1051,10 +1051,10 @@ func TestRecoverySchemaVersion(t *testing.T) {
 		rcvStartFakeShim(t, e, "peer-v99", `{"v":99,"state":{"id":"peer-v99","status":"running"}}`)
 		rcvCheckDamage(t, e, []rcvDamage{
 			{id: "peer-v99", file: "shim pid", prepared: true, want: []string{"unsupported schema version"}},
-			{id: "rec-v99", file: shim.RecordFile, data: v99("c"), want: []string{"unsupported schema version 99"}},
-			{id: "exit-v99", file: shim.ExitFile, exited: true, shimDead: true, data: v99("e"), want: []string{"unsupported schema version 99"}},
-			{id: "shim-v99", file: shim.ShimPidFile, data: v99("s"), want: []string{"unsupported schema version 99"}},
-			{id: "init-v99", file: shim.InitPidFile, shimDead: true, data: v99("i"), want: []string{"unsupported schema version 99"}},
+			{id: "rec-v99", file: recordFile, data: v99("c"), want: []string{"unsupported schema version 99"}},
+			{id: "exit-v99", file: exitFile, exited: true, shimDead: true, data: v99("e"), want: []string{"unsupported schema version 99"}},
+			{id: "shim-v99", file: shimPidFile, data: v99("s"), want: []string{"unsupported schema version 99"}},
+			{id: "init-v99", file: initPidFile, shimDead: true, data: v99("i"), want: []string{"unsupported schema version 99"}},
 		})
 	})
 }
@@ -1066,7 +1066,7 @@ func TestRecoverySchemaVersion(t *testing.T) {
 func rcvStartFakeShim(t *testing.T, e *testutil.Env, id, reply string) (stop func()) {
 	t.Helper()
 	rcvStart(t, e, id)
-	sock := filepath.Join(e.Root, id, shim.SocketFile)
+	sock := filepath.Join(e.Root, id, socketFile)
 	if err := os.Remove(sock); err != nil {
 		t.Fatal(err)
 	}
@@ -1114,19 +1114,19 @@ func TestRecoveryBootID(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
 		rcvStart(t, e, "old")
 		rcvStart(t, e, "now")
-		sid, init := rcvIdent(t, e, "old", shim.ShimPidFile), rcvIdent(t, e, "old", shim.InitPidFile)
+		sid, init := rcvIdent(t, e, "old", shimPidFile), rcvIdent(t, e, "old", initPidFile)
 		rcvKillOnCleanup(t, sid)
 		if err := sid.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{shim.ShimPidFile, shim.InitPidFile} {
+		for _, f := range []string{shimPidFile, initPidFile} {
 			rcvEditJSON(t, filepath.Join(e.Root, "old", f), func(v map[string]any) {
 				v["boot_id"] = "00000000-0000-4000-8000-000000000000"
 			})
 		}
 		states := rcvList(t, e.NewManager())
 		rcvWantStopped(t, states["old"], runtime.UnknownExitStatus, "rebooted")
-		if st := states["now"]; st.Status != shim.StatusRunning {
+		if st := states["now"]; st.Status != runtime.StatusRunning {
 			t.Fatalf("a container of this boot: %+v", st)
 		}
 		if code, _ := rcvWaitCode(t, e, "old"); code != runtime.UnknownExitStatus {
@@ -1153,15 +1153,15 @@ func TestRecoveryWedgedShim(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
 		rcvStart(t, e, "fine")
 		rcvStart(t, e, "stopped")
-		sid := rcvIdent(t, e, "stopped", shim.ShimPidFile)
+		sid := rcvIdent(t, e, "stopped", shimPidFile)
 		rcvKillOnCleanup(t, sid)
 		if err := sid.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		stopSilent := rcvStartFakeShim(t, e, "silent", "")
-		rcvKillOnCleanup(t, rcvIdent(t, e, "silent", shim.ShimPidFile))
+		rcvKillOnCleanup(t, rcvIdent(t, e, "silent", shimPidFile))
 		states := rcvList(t, e.NewManager())
-		if st := states["fine"]; st.Status != shim.StatusRunning {
+		if st := states["fine"]; st.Status != runtime.StatusRunning {
 			t.Fatalf("healthy container next to wedged ones: %+v", st)
 		}
 		rcvWantUnknown(t, states["stopped"], "not responding")
@@ -1173,7 +1173,7 @@ func TestRecoveryWedgedShim(t *testing.T) {
 			t.Fatal(err)
 		}
 		stopSilent() // delete --force then finds nobody on the socket and kills the real shim
-		if st := rcvState(t, e.NewManager(), "stopped"); st.Status != shim.StatusRunning {
+		if st := rcvState(t, e.NewManager(), "stopped"); st.Status != runtime.StatusRunning {
 			t.Fatalf("after SIGCONT: %+v, want running", st)
 		}
 		for _, id := range []string{"fine", "stopped", "silent"} {
@@ -1217,14 +1217,14 @@ func sigIgnored(t *testing.T, pid int) uint64 {
 func TestRecoveryShimSignals(t *testing.T) {
 	rcvEach(t, rcvRunc, func(t *testing.T, e *testutil.Env) {
 		rcvStart(t, e, "sig")
-		sid := rcvIdent(t, e, "sig", shim.ShimPidFile)
+		sid := rcvIdent(t, e, "sig", shimPidFile)
 		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGINT} {
 			if err := sid.Signal(sig); err != nil {
 				t.Fatalf("%v: %v", sig, err)
 			}
 			// A round trip through the shim: it ran after the signal.
 			st := rcvState(t, e.NewManager(), "sig")
-			if st.Status != shim.StatusRunning || st.ShimPid != sid.Pid {
+			if st.Status != runtime.StatusRunning || st.ShimPid != sid.Pid {
 				t.Fatalf("after %v: %+v", sig, st)
 			}
 			if err := sid.Check(); err != nil {
@@ -1237,14 +1237,14 @@ func TestRecoveryShimSignals(t *testing.T) {
 		if got := sigIgnored(t, sid.Pid); got&shimIgn != shimIgn {
 			t.Fatalf("shim ignores signals %#x, want at least %#x", got, shimIgn)
 		}
-		if got := sigIgnored(t, rcvIdent(t, e, "sig", shim.InitPidFile).Pid); got&shimIgn != 0 {
+		if got := sigIgnored(t, rcvIdent(t, e, "sig", initPidFile).Pid); got&shimIgn != 0 {
 			t.Fatalf("container init ignores signals %#x: the shim's %#x were passed on", got, shimIgn)
 		}
 		e.MustTether("kill", "--signal", "USR1", "sig")
 		if code, _ := rcvWaitCode(t, e, "sig"); code != 7 {
 			t.Fatalf("wait: %d, want 7", code)
 		}
-		exit, err := shim.ReadExit(filepath.Join(e.Root, "sig"), shim.ExitFile)
+		exit, err := readExit(filepath.Join(e.Root, "sig"), exitFile)
 		if err != nil || exit.Status != 7 {
 			t.Fatalf("exit record %+v (%v), want status 7", exit, err)
 		}

@@ -4,19 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/restore"
+	"github.com/tether-run/tether/internal/unixsock"
+	"github.com/tether-run/tether/shimapi"
 	"golang.org/x/sys/unix"
 )
 
 // Live restore policy for a container whose shim died without recording
-// an exit while its init still runs: a new shim adopts it (see shim.Adopt).
+// an exit while its init still runs: a new shim adopts it (see shim.Shim.Adopt).
 // The next manager call that meets it (Load, and so List, State, Wait,
 // Kill, Delete and every CLI command; or an explicit Adopt) starts the new
 // shim through the same detached start helper as create, under the
@@ -24,61 +24,11 @@ import (
 // Opts.NoAdopt turns this off: such a container is then reported unknown,
 // can be signalled by its recorded identity and removed with delete --force.
 
-// ErrLocked: another manager holds the container folder's lock (it is
-// creating the container, or adopting it) and the caller did not wait.
-var ErrLocked = errors.New("container folder is locked by another manager")
-
 // Bounds of the adoption path.
 const (
-	lockTimeout  = 30 * time.Second // waiting for another manager's create or adoption
 	adoptTimeout = 30 * time.Second // the adopting shim's ready message
 	probeTimeout = 200 * time.Millisecond
 )
-
-// lockDir takes the flock of a container folder. Without wait it fails at
-// once with ErrLocked when someone holds it; with wait it retries until
-// ctx ends or lockTimeout passes. A folder that is gone gives an error
-// satisfying os.ErrNotExist. The lock is released by closing the file.
-func lockDir(ctx context.Context, dir string, wait bool) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, shim.LockFile), os.O_RDWR|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(lockTimeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return f, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || !wait || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
-			}
-			return nil, fmt.Errorf("lock %s: %w", dir, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(delay):
-		}
-	}
-}
-
-// locked reports whether another manager holds the folder's lock now. It
-// creates nothing: a missing lock file is a free lock, and a folder that a
-// shim is removing must not get a new entry under its feet.
-func locked(dir string) bool {
-	f, err := os.OpenFile(filepath.Join(dir, shim.LockFile), os.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	// Shared: two managers looking at once do not see each other.
-	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
-	return errors.Is(err, unix.EWOULDBLOCK)
-}
 
 // checkShim reports on the container's shim: nil when shim.pid names a
 // live tether-shim serving this container; an error satisfying
@@ -87,11 +37,11 @@ func locked(dir string) bool {
 // any other error when shim.pid cannot be read (corrupt, unknown version).
 // It never dials the socket.
 func (c *Container) checkShim() (proc.Identity, error) {
-	id, err := shim.ReadPid(c.dir, shim.ShimPidFile)
+	id, err := c.st.ReadShimPid()
 	if err != nil {
 		return id, err
 	}
-	return id, shim.VerifyShim(id, c.m.root, c.id)
+	return id, restore.VerifyShim(id, c.m.root, c.id)
 }
 
 // shimGone reports whether checkShim's error means no shim runs (as
@@ -108,7 +58,7 @@ func (c *Container) signalShim(id proc.Identity, sig syscall.Signal) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := shim.VerifyShim(id, c.m.root, c.id); err != nil {
+	if err := restore.VerifyShim(id, c.m.root, c.id); err != nil {
 		return err
 	}
 	return unix.PidfdSendSignal(fd, sig, nil, 0)
@@ -121,7 +71,7 @@ func (c *Container) signalMember(id proc.Identity, sig syscall.Signal) error {
 	if c.rec == nil {
 		return fmt.Errorf("pid %d: container record unreadable, not signalled: %w", id.Pid, proc.ErrGone)
 	}
-	fd, err := shim.OpenMember(c.rec, id)
+	fd, err := restore.OpenMember(c.rec, id)
 	if err != nil {
 		return err
 	}
@@ -129,31 +79,15 @@ func (c *Container) signalMember(id proc.Identity, sig syscall.Signal) error {
 	return unix.PidfdSendSignal(fd, sig, nil, 0)
 }
 
-// orphanInit returns the identity of the container's init when the
-// container is an orphan: no live shim, no exit record, and an init that
-// is alive and inside the container. ok is false otherwise.
+// orphanInit returns the identity of the container's init when restore
+// says the container is an orphan: no live shim, no exit record, and an
+// init that is alive and inside the container, in this boot.
 func (c *Container) orphanInit() (proc.Identity, bool) {
-	if c.rec == nil || c.staleBoot() {
+	if c.rec == nil {
 		return proc.Identity{}, false
 	}
-	if _, err := c.checkShim(); !shimGone(err) {
-		return proc.Identity{}, false
-	}
-	if _, err := os.Stat(filepath.Join(c.dir, shim.ExitFile)); !errors.Is(err, os.ErrNotExist) {
-		return proc.Identity{}, false
-	}
-	init, err := shim.ReadPid(c.dir, shim.InitPidFile)
-	if err != nil || shim.VerifyMember(c.rec, init) != nil {
-		return proc.Identity{}, false
-	}
-	return init, true
-}
-
-// staleBoot reports whether the container was created in an earlier boot
-// of the host, so that nothing it recorded can be alive.
-func (c *Container) staleBoot() bool {
-	boot, err := proc.BootID()
-	return c.rec != nil && c.rec.BootID != "" && err == nil && c.rec.BootID != boot
+	r := c.examine()
+	return r.Init, r.Verdict == restore.Orphan
 }
 
 // Adopt loads container id and, if its shim is gone while its init still
@@ -190,7 +124,7 @@ func (c *Container) adopt(ctx context.Context) (bool, error) {
 	if _, ok := c.orphanInit(); !ok {
 		return false, nil
 	}
-	lock, err := lockDir(ctx, c.dir, true)
+	lock, err := c.st.Lock(ctx, true)
 	if err != nil {
 		return false, fmt.Errorf("adopt %s: %w", c.id, err)
 	}
@@ -200,16 +134,16 @@ func (c *Container) adopt(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if c.socketAnswers(ctx) {
-		return false, fmt.Errorf("adopt %s: a process answers on %s that shim.pid does not name: not adopting", c.id, shim.SocketFile)
+		return false, fmt.Errorf("adopt %s: a process answers on %s that shim.pid does not name: not adopting", c.id, c.st.SocketPath())
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
-	r, err := c.m.spawnShim(ctx, "adopt", c.id, lock)
+	r, err := c.m.spawnShim(ctx, shimapi.ActionAdopt, c.id, lock)
 	if err != nil {
 		return false, fmt.Errorf("adopt %s: %w", c.id, err)
 	}
 	defer r.Close()
-	if err := readReady(ctx, r, c.dir); err != nil {
+	if err := readReady(ctx, r, c.st); err != nil {
 		return false, fmt.Errorf("adopt %s (init pid %d): %w", c.id, init.Pid, err)
 	}
 	c.m.log.WithField("id", c.id).WithField("pid", init.Pid).Info("adopted container")
@@ -220,28 +154,17 @@ func (c *Container) adopt(ctx context.Context) (bool, error) {
 // serves the container's socket: a connection is accepted and the peer's
 // credentials (SO_PEERCRED: the process that bound the socket) name a
 // process that is alive. A refused or missing socket, or one still held
-// for a moment by the shim that is dying, means nobody does. It dials
-// through an O_PATH handle of the folder so a long root still fits in a
-// socket address.
+// for a moment by the shim that is dying, means nobody does.
 func (c *Container) socketAnswers(ctx context.Context) bool {
-	fd, err := unix.Open(c.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	d := net.Dialer{Timeout: probeTimeout}
-	conn, err := d.DialContext(ctx, "unix", fmt.Sprintf("/proc/self/fd/%d/%s", fd, shim.SocketFile))
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	conn, err := unixsock.Dial(ctx, c.st.SocketPath())
 	if err != nil {
 		return false
 	}
 	defer conn.Close()
-	raw, err := conn.(*net.UnixConn).SyscallConn()
+	cred, err := unixsock.PeerCred(conn)
 	if err != nil {
-		return false
-	}
-	var cred *unix.Ucred
-	raw.Control(func(s uintptr) { cred, err = unix.GetsockoptUcred(int(s), unix.SOL_SOCKET, unix.SO_PEERCRED) })
-	if err != nil || cred == nil {
 		return false
 	}
 	st, err := proc.ReadStat(int(cred.Pid))
@@ -256,10 +179,10 @@ func (c *Container) settle(ctx context.Context) bool {
 	if c.adoptIfAllowed(ctx) {
 		return true
 	}
-	if _, err := os.Stat(filepath.Join(c.dir, shim.InitPidFile)); !errors.Is(err, os.ErrNotExist) || !locked(c.dir) {
+	if c.st.Init().HasPid() || !c.st.Locked() {
 		return false
 	}
-	lock, err := lockDir(ctx, c.dir, true)
+	lock, err := c.st.Lock(ctx, true)
 	if err != nil {
 		return false
 	}
@@ -273,20 +196,4 @@ func (c *Container) noAdoptReason() string {
 		return "adoption is off"
 	}
 	return "adoption failed (see the manager's log)"
-}
-
-// lostReason says why the exit status of a container whose shim and init
-// are gone, with no exit record, is unknown. err is why init counts as gone.
-func (c *Container) lostReason(init proc.Identity, err error) string {
-	boot, _ := proc.BootID()
-	switch {
-	case c.staleBoot() || init.BootID != boot:
-		return "the host rebooted since the container ran; its exit status is unknown"
-	case errors.Is(err, shim.ErrForeign):
-		return fmt.Sprintf("init pid %d now belongs to an unrelated process; the exit status is unknown", init.Pid)
-	}
-	if st, serr := proc.ReadStat(init.Pid); serr == nil && st.StartTime != init.StartTime {
-		return fmt.Sprintf("init pid %d was reused by another process; the exit status is unknown", init.Pid)
-	}
-	return "shim died before it recorded the exit; the exit status is unknown"
 }

@@ -12,14 +12,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/restore"
+	"github.com/tether-run/tether/oci"
+	"github.com/tether-run/tether/runtime/internal/client"
+	"github.com/tether-run/tether/store"
 )
 
 // UnknownExitStatus is reported when a process ended while nobody could
 // see how (its shim died first). It is never 0.
-const UnknownExitStatus = shim.UnknownStatus
+const UnknownExitStatus = store.UnknownStatus
 
 // deleteProbeTimeout bounds asking a shim that shim.pid cannot name to
 // delete its container.
@@ -30,22 +33,60 @@ const deleteProbeTimeout = 5 * time.Second
 type Container struct {
 	m   *Manager
 	id  string
-	dir string
-	rec *shim.Record // nil when the record could not be read
-	err error        // why rec is nil
+	st  *store.Folder
+	rec *store.Record // nil when the record could not be read
+	err error         // why rec is nil
 }
 
 // ID returns the container's ID.
 func (c *Container) ID() string { return c.id }
 
 // Dir returns the container's state folder.
-func (c *Container) Dir() string { return c.dir }
+func (c *Container) Dir() string { return c.st.Dir() }
 
-// Record returns the container's record, or the error met reading it.
-func (c *Container) Record() (*shim.Record, error) { return c.rec, c.err }
+// Record returns what the container was created with, or the error met
+// reading its record.
+func (c *Container) Record() (*Record, error) {
+	if c.rec == nil {
+		return nil, c.err
+	}
+	return fromRecord(c.rec), nil
+}
 
 // LogPath is the container's output log (CRI format).
-func (c *Container) LogPath() string { return filepath.Join(c.dir, shim.OutputLogFile) }
+func (c *Container) LogPath() string { return c.st.Init().LogPath() }
+
+// Log describes the output log of init ("") or of exec'd process exec:
+// its Path (CRI format; rotated copies are Path.1, .2...) and Done, which
+// reports whether nothing more will be written to it: the process's exit
+// record exists (the shim writes it only after the last output is in the
+// log), the container is deleted, or its shim is gone.
+type Log struct {
+	Path string
+	Done func() bool
+}
+
+// Log returns the log of init ("") or of exec'd process exec. A bad exec
+// ID gives ErrInvalid; a log that does not exist is not an error here.
+func (c *Container) Log(exec string) (*Log, error) {
+	p := c.st.Init()
+	if exec != "" {
+		if err := ids.ValidID(exec); err != nil {
+			return nil, err
+		}
+		p = c.st.Exec(exec)
+	}
+	return &Log{Path: p.LogPath(), Done: func() bool {
+		if p.HasExit() {
+			return true
+		}
+		if ok, err := c.st.Exists(); !ok || err != nil {
+			return true
+		}
+		id, err := c.st.ReadShimPid()
+		return err == nil && !id.Alive()
+	}}, nil
+}
 
 // Load finds the container id in the root. A container whose record is
 // corrupt still loads (its State says unknown and why), so it can be
@@ -67,18 +108,17 @@ func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
 
 // load is Load without adoption.
 func (m *Manager) load(ctx context.Context, id string) (*Container, error) {
-	if err := shim.ValidID(id); err != nil {
+	st, err := store.Open(m.root, id)
+	if err != nil {
 		return nil, err
 	}
-	dir := m.dir(id)
-	if _, err := os.Stat(dir); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("container %s: %w in %s: see 'tether list'", id, ErrNotFound, m.root)
-		}
+	if ok, err := st.Exists(); err != nil {
 		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("container %s: %w in %s: see 'tether list'", id, ErrNotFound, m.root)
 	}
-	c := &Container{m: m, id: id, dir: dir}
-	c.rec, c.err = shim.ReadRecord(dir)
+	c := &Container{m: m, id: id, st: st}
+	c.rec, c.err = st.ReadRecord()
 	return c, nil
 }
 
@@ -93,15 +133,15 @@ func (m *Manager) List(ctx context.Context) ([]*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read root %s: %w", m.root, err)
 	}
-	var ids []string
+	var names []string
 	for _, e := range ents {
-		if e.IsDir() && shim.ValidID(e.Name()) == nil {
-			ids = append(ids, e.Name())
+		if e.IsDir() && ids.Match(e.Name()) {
+			names = append(names, e.Name())
 		}
 	}
-	states := make([]*State, len(ids))
+	states := make([]*State, len(names))
 	var wg sync.WaitGroup
-	for i, id := range ids {
+	for i, id := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -116,34 +156,40 @@ func (m *Manager) List(ctx context.Context) ([]*State, error) {
 func (m *Manager) stateOf(ctx context.Context, id string) *State {
 	c, err := m.Load(ctx, id)
 	if err != nil {
-		return &State{ID: id, Status: shim.StatusUnknown, Reason: err.Error()}
+		return &State{ID: id, Status: StatusUnknown, Reason: err.Error()}
 	}
 	st, err := c.State(ctx)
 	if err != nil {
-		return &State{ID: id, Status: shim.StatusUnknown, Reason: err.Error()}
+		return &State{ID: id, Status: StatusUnknown, Reason: err.Error()}
 	}
 	return st
 }
 
-// shimAlive returns the shim's identity when its process still runs and
-// is this container's shim (see checkShim).
-func (c *Container) shimAlive() (proc.Identity, bool) {
-	id, err := c.checkShim()
-	return id, err == nil
+// client talks to the container's shim, with deadlines derived from the
+// runtime timeout in its record.
+func (c *Container) client() *client.Client {
+	var rt time.Duration
+	if c.rec != nil {
+		rt = c.rec.RuntimeTimeout()
+	}
+	return client.New(c.st.SocketPath(), client.DeadlinesFor(rt))
 }
 
-func (c *Container) client() *shim.Client { return shim.NewClient(c.dir) }
+// examine is restore's verdict on the container as its records stand.
+func (c *Container) examine() restore.Result {
+	return restore.Examine(c.st, c.rec, c.err)
+}
 
 // State reports the container's state. It never invents an exit status:
 // when the shim is gone it reads the exit record, and without one it says
 // the status is unknown and why.
 func (c *Container) State(ctx context.Context) (*State, error) {
 	if c.rec == nil {
-		return &State{ID: c.id, Status: shim.StatusUnknown, Reason: c.recordProblem()}, nil
+		return &State{ID: c.id, Status: StatusUnknown, Reason: c.recordProblem()}, nil
 	}
 	sid, err := c.checkShim()
 	if err != nil && !shimGone(err) {
-		return c.base(shim.StatusUnknown, fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id)), nil
+		return c.base(StatusUnknown, c.corruptReason(err)), nil
 	}
 	if err != nil && c.adoptIfAllowed(ctx) {
 		sid, err = c.checkShim()
@@ -151,15 +197,15 @@ func (c *Container) State(ctx context.Context) (*State, error) {
 	if err == nil {
 		st, err := c.client().State(ctx)
 		if err == nil {
-			return st, nil
+			return fromWireState(st), nil
 		}
-		if exit, xerr := shim.ReadExit(c.dir, shim.ExitFile); xerr == nil {
-			return c.stopped(exit), nil
+		if exit, xerr := c.st.Init().ReadExit(); xerr == nil {
+			return c.stopped(fromStoreExit(exit)), nil
 		}
-		if errors.Is(err, shim.ErrVersion) {
-			return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d refused: %v: delete --force removes it", sid.Pid, err)), nil
+		if errors.Is(err, ErrVersion) {
+			return c.base(StatusUnknown, fmt.Sprintf("shim pid %d refused: %v", sid.Pid, err)), nil
 		}
-		return c.base(shim.StatusUnknown, fmt.Sprintf("shim pid %d not responding: %v", sid.Pid, err)), nil
+		return c.base(StatusUnknown, fmt.Sprintf("shim pid %d not responding: %v", sid.Pid, err)), nil
 	}
 	return c.stateWithoutShim(), nil
 }
@@ -167,46 +213,49 @@ func (c *Container) State(ctx context.Context) (*State, error) {
 func (c *Container) base(status, reason string) *State {
 	created := c.rec.CreatedAt
 	st := &State{ID: c.id, Status: status, Bundle: c.rec.Bundle, CreatedAt: &created, Reason: reason}
-	if id, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil {
+	if id, err := c.st.Init().ReadPid(); err == nil {
 		st.Pid = id.Pid
 	}
 	return st
 }
 
-func (c *Container) stopped(exit *shim.ExitRecord) *State {
-	st := c.base(shim.StatusStopped, exit.Reason)
-	st.ExitStatus, st.ExitedAt = &exit.Status, &exit.ExitedAt
+func (c *Container) stopped(exit *ExitRecord) *State {
+	st := c.base(StatusStopped, exit.Reason)
+	st.ExitStatus = &exit.Status
+	if !exit.ExitedAt.IsZero() {
+		st.ExitedAt = &exit.ExitedAt
+	}
 	return st
 }
 
-// stateWithoutShim decides from the records alone.
+// stateWithoutShim decides from the records alone, by restore's verdict.
 func (c *Container) stateWithoutShim() *State {
-	exit, err := shim.ReadExit(c.dir, shim.ExitFile)
-	if err == nil {
-		return c.stopped(exit)
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return c.base(shim.StatusUnknown, err.Error())
-	}
-	init, err := shim.ReadPid(c.dir, shim.InitPidFile)
-	if errors.Is(err, os.ErrNotExist) {
-		if locked(c.dir) {
-			return c.base(shim.StatusUnknown, "being created by another manager (its folder is locked)")
+	r := c.examine()
+	switch r.Verdict {
+	case restore.Stopped, restore.Lost:
+		return c.stopped(fromStoreExit(r.Exit))
+	case restore.Orphan:
+		return c.base(StatusUnknown, fmt.Sprintf("%s: shim is gone but init pid %d still runs: 'tether delete --force %s' kills it",
+			c.noAdoptReason(), r.Init.Pid, c.id))
+	case restore.Creating:
+		if r.Locked {
+			return c.base(StatusUnknown, r.Reason)
 		}
-		return c.base(shim.StatusUnknown, "create did not complete (no shim, no init): remove it with 'tether delete --force "+c.id+"'")
+		return c.base(StatusUnknown, r.Reason+": remove it with 'tether delete --force "+c.id+"'")
+	case restore.Corrupt:
+		return c.base(StatusUnknown, c.corruptReason(r.Err))
 	}
-	if err != nil {
-		return c.base(shim.StatusUnknown, fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id))
+	return c.base(StatusUnknown, "a shim started serving it meanwhile: ask again")
+}
+
+// corruptReason says what is wrong with an unreadable record and what to
+// do: delete --force, except for a record of a newer version, which is
+// left alone.
+func (c *Container) corruptReason(err error) string {
+	if errors.Is(err, ErrVersion) {
+		return err.Error()
 	}
-	merr := shim.VerifyMember(c.rec, init)
-	if merr == nil {
-		return c.base(shim.StatusUnknown, fmt.Sprintf("%s: shim is gone but init pid %d still runs: 'tether delete --force %s' kills it",
-			c.noAdoptReason(), init.Pid, c.id))
-	}
-	status := UnknownExitStatus
-	st := c.base(shim.StatusStopped, c.lostReason(init, merr))
-	st.ExitStatus = &status
-	return st
+	return fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id)
 }
 
 // Start starts the container's init.
@@ -239,16 +288,18 @@ func (c *Container) KillExec(ctx context.Context, exec string, sig syscall.Signa
 	return c.wrap("kill", c.client().Kill(ctx, exec, sig, all))
 }
 
+// proc returns the files of init ("") or of exec'd process exec.
+func (c *Container) proc(exec string) store.Proc {
+	if exec == "" {
+		return c.st.Init()
+	}
+	return c.st.Exec(exec)
+}
+
 func (c *Container) killOrphan(exec string, sig syscall.Signal) error {
-	dir, name, exitName := c.dir, shim.InitPidFile, shim.ExitFile
-	if exec != "" {
-		dir, name, exitName = filepath.Join(c.dir, shim.ExecDir), exec+".pid", exec+".exit.json"
-	}
-	id, err := shim.ReadPid(dir, name)
-	if err != nil {
-		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
-	}
-	if _, err := os.Stat(filepath.Join(dir, exitName)); err == nil {
+	files := c.proc(exec)
+	id, err := files.ReadPid()
+	if err != nil || files.HasExit() {
 		return fmt.Errorf("kill %s: %w", c.id, ErrNotRunning)
 	}
 	if err := c.signalMember(id, sig); err != nil {
@@ -259,12 +310,27 @@ func (c *Container) killOrphan(exec string, sig syscall.Signal) error {
 
 // Pause freezes every process of the container; Resume thaws them.
 func (c *Container) Pause(ctx context.Context) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	return c.wrap("pause", c.client().Pause(ctx, true))
 }
 
 // Resume thaws a paused container.
 func (c *Container) Resume(ctx context.Context) error {
+	if err := c.usable(); err != nil {
+		return err
+	}
 	return c.wrap("resume", c.client().Pause(ctx, false))
+}
+
+// Stats asks the container's shim for its own resource use.
+func (c *Container) Stats(ctx context.Context) (*Stats, error) {
+	st, err := c.client().Stats(ctx)
+	if err != nil {
+		return nil, c.wrap("stats", err)
+	}
+	return &Stats{Goroutines: st.Goroutines, FDs: st.FDs, Conns: st.Conns, Pending: st.Pending}, nil
 }
 
 // Wait blocks until init has exited and returns its exit record; an exit
@@ -280,12 +346,14 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
-	dir, name := c.dir, shim.ExitFile
 	if exec != "" {
-		dir, name = filepath.Join(c.dir, shim.ExecDir), exec+".exit.json"
+		if err := ids.ValidID(exec); err != nil {
+			return nil, c.wrap("wait", err)
+		}
 	}
-	if exit, err := shim.ReadExit(dir, name); err == nil {
-		return exit, nil // the shim marks the process stopped under the same lock it writes this with
+	files := c.proc(exec)
+	if exit, err := files.ReadExit(); err == nil {
+		return fromStoreExit(exit), nil // the shim marks the process stopped under the same lock it writes this with
 	}
 	for {
 		// A live shim is asked, not the record: it answers only once the
@@ -295,17 +363,14 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 			if c.settle(ctx) {
 				continue // a shim serves it now, or another manager finished with it
 			}
-			if exec != "" {
-				return c.execExitWithoutShim(exec)
-			}
-			return c.exitWithoutShim(dir, name)
+			return c.exitWithoutShim(exec)
 		}
 		exit, err := c.client().Wait(ctx, exec)
 		if err == nil {
-			return exit, nil
+			return fromWireExit(exit), nil
 		}
-		if exit, rerr := shim.ReadExit(dir, name); rerr == nil {
-			return exit, nil // recorded, and the shim went away or does not know it
+		if exit, rerr := files.ReadExit(); rerr == nil {
+			return fromStoreExit(exit), nil // recorded, and the shim went away or does not know it
 		}
 		if ctx.Err() != nil || !errors.Is(err, ErrUnresponsive) {
 			return nil, c.wrap("wait", err)
@@ -321,15 +386,31 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 	}
 }
 
-func (c *Container) exitWithoutShim(dir, name string) (*ExitRecord, error) {
-	if exit, err := shim.ReadExit(dir, name); err == nil {
-		return exit, nil
+// exitWithoutShim decides a process's end from its records when its shim
+// is gone, by restore's verdict: its exit record; an unknown status (never
+// 0) with the reason when it is gone without one; an error when it still
+// runs or cannot be told.
+func (c *Container) exitWithoutShim(exec string) (*ExitRecord, error) {
+	var r restore.Result
+	if exec == "" {
+		r = c.examine()
+	} else {
+		r = restore.ClassifyExec(restore.GatherExec(c.rec, c.st.Exec(exec)))
 	}
-	st := c.stateWithoutShim()
-	if st.ExitStatus == nil {
-		return nil, fmt.Errorf("wait %s: %s", c.id, st.Reason)
+	switch r.Verdict {
+	case restore.Stopped, restore.Lost:
+		return fromStoreExit(r.Exit), nil
+	case restore.Absent:
+		return nil, fmt.Errorf("wait %s: exec %q: %w (no exit record and no pid record)", c.id, exec, ErrNotFound)
+	case restore.Orphan:
+		if exec != "" {
+			return nil, fmt.Errorf("wait %s: exec %q (pid %d) still runs but its shim is gone: kill it with 'tether kill --exec-id %s %s'", c.id, exec, r.Init.Pid, exec, c.id)
+		}
+		return nil, fmt.Errorf("wait %s: %s: shim is gone but init pid %d still runs", c.id, c.noAdoptReason(), r.Init.Pid)
+	case restore.Corrupt:
+		return nil, fmt.Errorf("wait %s: %w", c.id, r.Err)
 	}
-	return &ExitRecord{Version: shim.SchemaVersion, Pid: st.Pid, Status: *st.ExitStatus, Reason: st.Reason}, nil
+	return nil, fmt.Errorf("wait %s: %s", c.id, r.Reason)
 }
 
 // Delete removes the container, its shim and its folder. A running
@@ -383,7 +464,7 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 		}
 		return true, nil
 	}
-	broken := errors.Is(err, ErrUnresponsive) || errors.Is(err, shim.ErrVersion) || c.rec == nil
+	broken := errors.Is(err, ErrUnresponsive) || errors.Is(err, ErrVersion) || c.rec == nil
 	if !force || !broken {
 		return true, c.wrap("delete", err)
 	}
@@ -395,7 +476,7 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 // deleteWithoutShim removes a container no shim serves, under the folder's
 // lock. Without force, an init that still runs is refused with ErrRunning.
 func (c *Container) deleteWithoutShim(ctx context.Context, force bool) error {
-	lock, err := lockDir(ctx, c.dir, true)
+	lock, err := c.st.Lock(ctx, true)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // removed meanwhile
 	}
@@ -410,7 +491,7 @@ func (c *Container) deleteWithoutShim(ctx context.Context, force bool) error {
 		if _, orphan := c.orphanInit(); orphan {
 			return fmt.Errorf("delete %s: init still runs without a shim: use 'tether delete --force %s': %w", c.id, c.id, ErrRunning)
 		}
-		if _, err := os.Stat(filepath.Join(c.dir, shim.InitPidFile)); c.rec == nil && err == nil {
+		if c.rec == nil && c.st.Init().HasPid() {
 			return fmt.Errorf("delete %s: %w", c.id, c.usable())
 		}
 	}
@@ -435,7 +516,7 @@ func (c *Container) cleanup(ctx context.Context) error {
 	}
 	var err error
 	for range 3 { // a manager that looked in meanwhile may have made the lock file again
-		if err = os.RemoveAll(c.dir); err == nil {
+		if err = c.st.Remove(); err == nil {
 			return nil
 		}
 	}
@@ -450,16 +531,12 @@ func (c *Container) killMembers() {
 	if c.rec == nil {
 		return
 	}
-	if init, err := shim.ReadPid(c.dir, shim.InitPidFile); err == nil {
+	if init, err := c.st.Init().ReadPid(); err == nil {
 		c.signalMember(init, syscall.SIGKILL)
 	}
-	execDir := filepath.Join(c.dir, shim.ExecDir)
-	names, _ := filepath.Glob(filepath.Join(execDir, "*.pid"))
+	names, _ := c.st.Execs()
 	for _, n := range names {
-		if strings.HasSuffix(n, ".runtime.pid") {
-			continue
-		}
-		if id, err := shim.ReadPid(execDir, filepath.Base(n)); err == nil {
+		if id, err := c.st.Exec(n).ReadPid(); err == nil {
 			c.signalMember(id, syscall.SIGKILL)
 		}
 	}
@@ -485,19 +562,20 @@ func (c *Container) runtimes() []*oci.Runtime {
 
 // recordProblem says why the container record could not be read.
 func (c *Container) recordProblem() string {
-	if !errors.Is(c.err, os.ErrNotExist) {
-		return fmt.Sprintf("%v: remove it with 'tether delete --force %s'", c.err, c.id)
+	r := c.examine()
+	if r.Verdict == restore.Creating && !r.Locked {
+		return r.Reason + ": remove it with 'tether delete --force " + c.id + "'"
 	}
-	if locked(c.dir) {
-		return "being created by another manager (its folder is locked)"
+	if r.Verdict == restore.Corrupt {
+		return c.corruptReason(r.Err)
 	}
-	return fmt.Sprintf("create did not complete (no %s): remove it with 'tether delete --force %s'", shim.RecordFile, c.id)
+	return r.Reason
 }
 
 // usable refuses operations on a container whose record is unreadable.
 func (c *Container) usable() error {
 	if c.rec == nil {
-		return fmt.Errorf("container %s is unusable (%v): remove it with 'tether delete --force %s'", c.id, c.err, c.id)
+		return fmt.Errorf("container %s is unusable (%w): remove it with 'tether delete --force %s'", c.id, c.err, c.id)
 	}
 	return nil
 }

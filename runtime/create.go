@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
+	"github.com/tether-run/tether/store"
 )
 
 // readyTimeout bounds how long Create waits for a shim to report, if ctx
@@ -51,8 +53,8 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	if err := m.makeRoot(); err != nil {
 		return nil, err
 	}
-	dir := m.dir(id)
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	st := m.folder(id)
+	if err := st.Make(); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("container %s: %w: pick another ID or remove it with 'tether delete %s'", id, ErrExists, id)
 		}
@@ -61,15 +63,15 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	// The folder's lock is held from now until the shim has reported
 	// ready (the shim inherits it), so another manager never takes a
 	// folder being created for a half-made one.
-	lock, err := lockDir(ctx, dir, false)
+	lock, err := st.Lock(ctx, false)
 	if err != nil {
-		os.RemoveAll(dir)
+		st.Remove()
 		return nil, fmt.Errorf("create %s: %w", id, err)
 	}
 	crashPoint("after-mkdir")
-	err = m.startShim(ctx, dir, rec, lock)
+	err = m.startShim(ctx, st, rec, lock)
 	if err != nil {
-		m.abandon(context.WithoutCancel(ctx), dir, rec)
+		m.abandon(context.WithoutCancel(ctx), st, rec)
 	}
 	lock.Close()
 	if err != nil {
@@ -81,8 +83,8 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 
 // newRecord checks everything it can before anything is made. It also
 // returns the command the bundle runs (process.args[0]).
-func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record, string, error) {
-	if err := shim.ValidID(id); err != nil {
+func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Record, string, error) {
+	if err := ids.ValidID(id); err != nil {
 		return nil, "", err
 	}
 	if bundleDir == "" {
@@ -107,8 +109,12 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record
 	if err != nil {
 		return nil, "", err
 	}
-	boot, _ := proc.BootID()
-	return &shim.Record{Version: shim.SchemaVersion, ID: id, Bundle: abs, Runtime: rt,
+	boot, err := proc.BootID()
+	if err != nil {
+		// Without it a reboot cannot be told from a dead shim later.
+		m.log.WithError(err).Warn("no boot id: after a reboot this container's records cannot be recognised as stale")
+	}
+	return &store.Record{Version: store.Version, ID: id, Bundle: abs, Runtime: rt,
 		RuntimeRoot: m.runtimeRoot(rt), RuntimeArgs: m.opts.RuntimeArgs,
 		Terminal: opts.Terminal, Stdin: opts.Stdin, LogMaxSize: opts.LogMaxSize,
 		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot,
@@ -119,25 +125,26 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*shim.Record
 // (which exits at once, so the shim is orphaned and belongs to no manager)
 // and waits for the shim's ready message. lock is the folder's lock, handed
 // down to the shim.
-func (m *Manager) startShim(ctx context.Context, dir string, rec *shim.Record, lock *os.File) error {
-	if err := shim.WriteJSON(dir, shim.RecordFile, rec); err != nil {
+func (m *Manager) startShim(ctx context.Context, st *store.Folder, rec *store.Record, lock *os.File) error {
+	if err := st.WriteRecord(rec); err != nil {
 		return err
 	}
 	crashPoint("after-record")
-	r, err := m.spawnShim(ctx, "start", rec.ID, lock)
+	r, err := m.spawnShim(ctx, shimapi.ActionStart, rec.ID, lock)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	crashPoint("after-shim-spawn")
-	return readReady(ctx, r, dir)
+	return readReady(ctx, r, st)
 }
 
 // spawnShim runs "tether-shim ACTION --root R --id ID --lock-fd 4": the
 // start helper, which starts the shim in a new session and exits at once.
 // The shim gets the write end of a pipe on fd 3 for its ready message (the
 // read end is returned; the caller closes it) and the folder's lock on fd
-// 4, which it keeps until it is ready. action is "start" or "adopt".
+// 4, which it keeps until it is ready. action is shimapi.ActionStart or
+// shimapi.ActionAdopt.
 func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.File) (*os.File, error) {
 	bin, err := m.shimBinary()
 	if err != nil {
@@ -164,24 +171,25 @@ func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.Fil
 	return r, nil
 }
 
-// readReady waits for the shim's one-line report.
-func readReady(ctx context.Context, r *os.File, dir string) error {
+// readReady waits for the shim's one-line report (shimapi.Ready). A read
+// that fails says why: the deadline or ctx, or the pipe's own error.
+func readReady(ctx context.Context, r *os.File, st *store.Folder) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	line, err := bufio.NewReader(r).ReadBytes('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("waiting for the shim: %w", context.Cause(ctx))
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
+		return fmt.Errorf("waiting for the shim: %w", err)
 	}
-	var msg shim.ReadyMessage
+	var msg shimapi.Ready
 	if len(line) == 0 || json.Unmarshal(line, &msg) != nil {
-		return fmt.Errorf("the shim exited before it was ready: see %s", filepath.Join(dir, shim.ShimLogFile))
+		return fmt.Errorf("the shim exited before it was ready: see %s", st.ShimLogPath())
 	}
-	if msg.Error != "" {
-		return &shim.RemoteError{Msg: msg.Error, Err: shim.ErrorOfCode(msg.Code)}
-	}
-	return nil
+	return msg.Err()
 }
 
 // explainCommand adds the command and the fix to an error saying that the
@@ -200,8 +208,8 @@ func explainCommand(err error, command string) error {
 // abandon undoes a failed create: the shim (if it is still there) is
 // killed by its recorded identity, the runtime's container removed, and the
 // folder deleted.
-func (m *Manager) abandon(ctx context.Context, dir string, rec *shim.Record) {
-	c := &Container{m: m, id: rec.ID, dir: dir, rec: rec}
+func (m *Manager) abandon(ctx context.Context, st *store.Folder, rec *store.Record) {
+	c := &Container{m: m, id: rec.ID, st: st, rec: rec}
 	if id, err := c.checkShim(); err == nil {
 		c.signalShim(id, syscall.SIGKILL)
 		id.WaitExit(2 * time.Second)

@@ -25,38 +25,41 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/errdefs"
+	"github.com/tether-run/tether/store"
 )
 
 // DefaultRoot is the runtime root used when Opts.Root is empty.
 const DefaultRoot = "/run/tether"
 
 // Errors a caller can branch on with errors.Is. Errors from a shim carry
-// the same sentinels (they are the shim package's).
+// the same sentinels (the protocol's reply codes map onto them).
 var (
-	ErrNotFound   = shim.ErrNotFound
-	ErrExists     = shim.ErrExists
-	ErrNotRunning = shim.ErrNotRunning
-	ErrRunning    = shim.ErrRunning
-	ErrInvalid    = shim.ErrInvalid
+	ErrNotFound   = errdefs.ErrNotFound
+	ErrExists     = errdefs.ErrExists
+	ErrNotRunning = errdefs.ErrNotRunning
+	ErrRunning    = errdefs.ErrRunning
+	ErrInvalid    = errdefs.ErrInvalid
 	// ErrCommandNotFound: the process's executable is not in the
 	// container (Create or Exec); ErrCommandNotExecutable: it cannot be
 	// run (no execute permission, a folder).
-	ErrCommandNotFound      = shim.ErrCommandNotFound
-	ErrCommandNotExecutable = shim.ErrCommandNotExecutable
+	ErrCommandNotFound      = errdefs.ErrCommandNotFound
+	ErrCommandNotExecutable = errdefs.ErrCommandNotExecutable
 	// ErrUnresponsive: the container's shim did not answer in time.
-	ErrUnresponsive = shim.ErrUnresponsive
+	ErrUnresponsive = errdefs.ErrUnresponsive
+	// ErrVersion: a record or a shim of a newer version than this build
+	// reads. The container is left alone: use the newer tether for it.
+	ErrVersion = errdefs.ErrVersion
+	// ErrCorrupt: a record that cannot be read.
+	ErrCorrupt = errdefs.ErrCorrupt
+	// ErrLocked: another manager holds the container folder's lock (it is
+	// creating the container, or adopting it) and the caller did not wait.
+	ErrLocked = store.ErrLocked
 	// ErrRuntimeNotFound: the OCI runtime binary is not on PATH.
 	ErrRuntimeNotFound = errors.New("OCI runtime not found")
 	// ErrShimNotFound: the tether-shim binary could not be found.
 	ErrShimNotFound = errors.New("tether-shim not found")
 )
-
-// State is what the manager reports of a container (see shim.State).
-type State = shim.State
-
-// ExitRecord is the end of a process as its shim recorded it.
-type ExitRecord = shim.ExitRecord
 
 // Opts configure a Manager. Every field has a usable zero value.
 type Opts struct {
@@ -187,5 +190,5 @@ func (m *Manager) shimBinary() (string, error) {
 	return p, nil
 }
 
-// dir is the state folder of a container.
-func (m *Manager) dir(id string) string { return filepath.Join(m.root, id) }
+// folder is the state folder of a container whose ID is valid.
+func (m *Manager) folder(id string) *store.Folder { return store.At(m.root, id) }

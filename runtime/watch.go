@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"unsafe"
 
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/ids"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,7 +142,7 @@ func (w *watcher) readEvents(f *os.File) {
 
 // track starts a tracker for container id unless one runs.
 func (w *watcher) track(id string) {
-	if shim.ValidID(id) != nil || w.ctx.Err() != nil {
+	if !ids.Match(id) || w.ctx.Err() != nil {
 		return
 	}
 	w.mu.Lock()
@@ -175,7 +175,7 @@ func (w *watcher) follow(id string) {
 			return // deleted before we looked
 		}
 		if c.rec == nil && errors.Is(c.err, os.ErrNotExist) {
-			if !w.waitRecord(c.dir) {
+			if !w.waitRecord(c.st) {
 				return
 			}
 			continue
@@ -188,7 +188,7 @@ func (w *watcher) follow(id string) {
 		if w.ctx.Err() != nil {
 			return
 		}
-		if _, serr := os.Stat(c.dir); err != nil && errors.Is(serr, os.ErrNotExist) {
+		if ok, _ := c.st.Exists(); err != nil && !ok {
 			return // deleted while we waited: the deleter has seen its end
 		}
 		if err != nil {
@@ -213,7 +213,8 @@ func (w *watcher) send(ev Event) {
 
 // waitRecord waits, with an inotify watch on the folder, until its record
 // exists. It reports false when the folder is gone or ctx is done.
-func (w *watcher) waitRecord(dir string) bool {
+func (w *watcher) waitRecord(st *store.Folder) bool {
+	dir := st.Dir()
 	wd, err := -1, error(nil)
 	cerr := w.rc.Control(func(fd uintptr) {
 		wd, err = unix.InotifyAddWatch(int(fd), dir, unix.IN_CREATE|unix.IN_MOVED_TO|unix.IN_DELETE_SELF|unix.IN_ONLYDIR)
@@ -232,7 +233,7 @@ func (w *watcher) waitRecord(dir string) bool {
 		w.rc.Control(func(fd uintptr) { unix.InotifyRmWatch(int(fd), uint32(wd)) })
 	}()
 	for {
-		if _, err := os.Stat(filepath.Join(dir, shim.RecordFile)); err == nil {
+		if st.HasRecord() {
 			return true
 		}
 		if _, err := os.Stat(dir); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -14,26 +13,21 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/internal/restore"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/reaper"
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
-
-// LockFile is the container folder's lock (flock). The manager holds it
-// from the moment it makes the folder until the shim has reported ready,
-// passing it down to the shim so that it is held for the whole create even
-// if the manager dies; it takes it again to adopt an orphaned container or
-// to remove a folder that no shim serves. Whoever holds it is the only one
-// deciding about a container that has no live shim.
-const LockFile = "lock"
 
 // Reasons written in the exit record of an adopted process.
 const (
 	// ReasonAdoptedUnknown: the process ended while a shim that is not its
 	// parent watched it, and its status could not be observed.
 	ReasonAdoptedUnknown = "exited while adopted; status not observable"
-	// ReasonNoShim: the process ended while no shim watched it.
-	ReasonNoShim = "exited while no shim ran; status unknown"
+	// ReasonNoShim: the process ended while no shim watched it (the one
+	// reason restore gives for it).
+	ReasonNoShim = restore.ReasonNoShimRan
 )
 
 // oldShimExitWait bounds the wait for a dead shim's last threads to go.
@@ -41,13 +35,14 @@ const oldShimExitWait = 2 * time.Second
 
 // UnknownStatus is the exit status recorded when the true one cannot be
 // known. It is never 0.
-const UnknownStatus = 255
+const UnknownStatus = store.UnknownStatus
 
-// Adopt serves a container whose first shim died while its init still runs
-// and no exit was recorded: it does not create anything. It takes the init
-// by its recorded identity with a pidfd (checking that the process is
-// inside the container), writes its own shim.pid, binds the control socket
-// and serves it like Run, until the container is deleted or ctx is done.
+// Adopt takes over a container whose first shim died while its init still
+// runs and no exit was recorded (restore's Orphan verdict): it creates
+// nothing. It takes the init by its recorded identity with a pidfd
+// (checking that the process is inside the container), asks the runtime
+// whether it is created, running or paused, writes its own shim.pid and
+// serves it like a container it created. It returns init's pid.
 //
 // Being no ancestor of the init, it cannot reap it: it learns of the exit
 // from the pidfd and of the status from the kernel's process events
@@ -56,32 +51,20 @@ const UnknownStatus = 255
 // processes of the dead shim that still run are adopted the same way;
 // those that ended unseen get an exit record with ReasonNoShim. Output
 // written while no shim ran is lost; output written after the adoption
-// reaches the log again when stdout and stderr were pipes.
+// reaches the log again when stdout and stderr were pipes (and the store's
+// logs are used: the IO of opts.InitIO other than the log is not given
+// back to an adopted process).
 //
 // Errors: ErrNotRunning when the init has exited or an exit was recorded,
 // ErrExists when a live shim already serves the container.
-func Adopt(ctx context.Context, cfg Config) error {
-	s, err := setupAdopt(ctx, cfg)
-	report(cfg.Ready, s, err)
+func (s *Shim) Adopt(ctx context.Context) (int, error) {
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	init, err := s.checkOrphan()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return s.serve(ctx)
-}
-
-func setupAdopt(ctx context.Context, cfg Config) (*Shim, error) {
-	s := &Shim{id: cfg.ID, dir: filepath.Join(cfg.Root, cfg.ID), log: cfg.Log,
-		execs: map[string]*process{}, byPid: map[int]*process{},
-		stash: map[int]reaper.Exit{}, shutdown: make(chan struct{}), created: make(chan struct{})}
-	if s.log == nil {
-		s.log = logrus.NewEntry(logrus.StandardLogger())
-	}
-	s.protectFromOOM()
-	rec, init, err := checkOrphan(cfg.Root, cfg.ID, s.dir)
-	if err != nil {
-		return nil, err
-	}
-	s.rec = rec
 	cn, err := listenExits()
 	if err != nil {
 		s.log.WithError(err).Warn("exit statuses of adopted processes will be unknown")
@@ -89,40 +72,40 @@ func setupAdopt(ctx context.Context, cfg Config) (*Shim, error) {
 	} else {
 		cn.watchPid(init.Pid) // before the liveness check: no exit is missed
 	}
-	fd, err := OpenMember(rec, init)
+	fd, err := restore.OpenMember(s.rec, init)
 	if err != nil {
 		stopListening(cn)
-		return nil, fmt.Errorf("adopt init pid %d: %w: %w", init.Pid, ErrNotRunning, err)
+		return 0, fmt.Errorf("adopt init pid %d: %w: %w", init.Pid, ErrNotRunning, err)
 	}
 	if err := s.startAdopted(ctx, init, fd, cn); err != nil {
 		unix.Close(fd)
 		stopListening(cn)
-		return nil, err
+		return 0, err
 	}
-	return s, nil
+	return init.Pid, nil
 }
 
-// checkOrphan reads the records and refuses a container that is not an
-// orphan: one with an exit record, or with a shim still alive.
-func checkOrphan(root, id, dir string) (*Record, proc.Identity, error) {
-	rec, err := ReadRecord(dir)
-	if err != nil {
-		return nil, proc.Identity{}, fmt.Errorf("read container record: %w", err)
+// checkOrphan refuses a container that is not an orphan, by restore's
+// verdict: one with an exit record, one whose shim still lives, one whose
+// init is gone. A dead shim's last threads are waited for first: its
+// socket closes with them.
+func (s *Shim) checkOrphan() (proc.Identity, error) {
+	facts := restore.Gather(s.st, s.rec, nil)
+	if facts.ShimErr != nil && facts.Shim.Pid > 0 {
+		facts.Shim.WaitExit(oldShimExitWait)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ExitFile)); err == nil {
-		return nil, proc.Identity{}, fmt.Errorf("container %s has an exit record: %w", id, ErrNotRunning)
+	r := restore.Classify(facts)
+	switch r.Verdict {
+	case restore.Orphan:
+		return r.Init, nil
+	case restore.Live:
+		return proc.Identity{}, fmt.Errorf("shim pid %d still serves container %s: %w", facts.Shim.Pid, s.id, ErrExists)
+	case restore.Stopped:
+		return proc.Identity{}, fmt.Errorf("container %s has an exit record: %w", s.id, ErrNotRunning)
+	case restore.Corrupt:
+		return proc.Identity{}, r.Err
 	}
-	if old, err := ReadPid(dir, ShimPidFile); err == nil {
-		if VerifyShim(old, root, id) == nil {
-			return nil, proc.Identity{}, fmt.Errorf("shim pid %d still serves container %s: %w", old.Pid, id, ErrExists)
-		}
-		old.WaitExit(oldShimExitWait) // its socket closes with its last thread
-	}
-	init, err := ReadPid(dir, InitPidFile)
-	if err != nil {
-		return nil, proc.Identity{}, fmt.Errorf("read init pid: %w", err)
-	}
-	return rec, init, nil
+	return proc.Identity{}, fmt.Errorf("container %s is %s (%s): %w", s.id, r.Verdict, r.Reason, ErrNotRunning)
 }
 
 func stopListening(cn *exitListener) {
@@ -133,39 +116,21 @@ func stopListening(cn *exitListener) {
 
 // startAdopted sets the shim up around an init it holds a pidfd of.
 func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *exitListener) error {
-	sub, err := s.startReaping(ctx) // for exec'd processes started from now on
-	if err != nil {
-		return err
-	}
 	status, err := s.runtimeStatus(ctx)
 	if err != nil {
-		sub.Close()
 		return err
 	}
-	// The socket first, then shim.pid: a manager that sees shim.pid name
-	// this shim can dial it at once.
-	if s.ln, err = Listen(s.dir); err != nil {
-		sub.Close()
+	if s.self, err = s.st.WriteShimPid(os.Getpid()); err != nil {
 		return err
 	}
-	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
-		s.ln.Close()
-		sub.Close()
-		return err
-	}
-	s.init, err = s.adoptProcess("", s.dir, ExitFile, OutputLogFile, init, status)
+	s.init, err = s.adoptProcess("", s.st.Init(), init, status)
 	if err != nil {
-		s.ln.Close()
-		sub.Close()
 		return err
 	}
 	s.adoptExecs(cn)
 	s.adopted = time.Now().UTC()
-	close(s.created) // nothing to create: it exists
-	go s.acceptLoop(ctx, s.ln)
 	go s.watchAdopted(s.init, fd, cn)
-	s.watchFolder(ctx)
-	go s.dispatch(ctx, sub)
+	s.started()
 	s.log.WithFields(logrus.Fields{"pid": init.Pid, "status": status}).Info("adopted container")
 	return nil
 }
@@ -189,14 +154,14 @@ func (s *Shim) runtimeStatus(ctx context.Context) (string, error) {
 }
 
 // adoptProcess builds the process of an adopted pid: its log is opened for
-// appending and its output pipes, if any, are drained into it again.
-func (s *Shim) adoptProcess(id, dir, exitName, logName string, pid proc.Identity, status string) (*process, error) {
-	log, err := crilog.Open(filepath.Join(dir, logName),
-		crilog.Options{MaxSize: s.rec.LogMaxSize, MaxFiles: s.rec.LogMaxFiles})
+// appending and its output pipes, if any, are drained into it again. Its
+// status is reached through the state table from created.
+func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, status string) (*process, error) {
+	pio, err := s.openIO(files, IO{})
 	if err != nil {
-		return nil, fmt.Errorf("open output log: %w", err)
+		return nil, err
 	}
-	pio := &procIO{log: log}
+	pio.warn = s.warnDroppedAdopted
 	out, errf := reopenOutput(pid.Pid)
 	if out != nil {
 		pio.drain(crilog.Stdout, out)
@@ -204,49 +169,61 @@ func (s *Shim) adoptProcess(id, dir, exitName, logName string, pid proc.Identity
 	if errf != nil {
 		pio.drain(crilog.Stderr, errf)
 	}
-	p := newProcess(id, dir, exitName, pio)
-	p.status, p.pid = status, pid
+	p := s.newProcess(id, files, pio)
+	p.pid = pid
+	if status != StatusCreated {
+		if err := p.transition(StatusRunning); err != nil {
+			return nil, err
+		}
+	}
+	if status == StatusPaused {
+		if err := p.transition(StatusPaused); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
-// adoptExecs takes over the exec'd processes of the dead shim: live ones
-// are watched like init, ended ones get an exit record saying the status
-// is unknown.
+// adoptExecs takes over the exec'd processes of the dead shim, each as
+// restore classifies it: live ones are watched like init, ended ones get
+// an exit record saying the status is unknown.
 func (s *Shim) adoptExecs(cn *exitListener) {
-	dir := filepath.Join(s.dir, ExecDir)
-	names, _ := filepath.Glob(filepath.Join(dir, "*.pid"))
-	for _, path := range names {
-		name := strings.TrimSuffix(filepath.Base(path), ".pid")
-		if strings.HasSuffix(name, ".runtime") || ValidID(name) != nil {
-			continue
-		}
-		exitName := name + ".exit.json"
-		if _, err := os.Stat(filepath.Join(dir, exitName)); err == nil {
-			continue
-		}
-		if err := s.adoptExec(cn, dir, name, exitName); err != nil {
+	names, err := s.st.Execs()
+	if err != nil {
+		s.log.WithError(err).Warn("exec'd processes not listed: not adopted")
+	}
+	for _, name := range names {
+		if err := s.adoptExec(cn, name); err != nil {
 			s.log.WithError(err).WithField("exec", name).Warn("exec'd process not adopted")
 		}
 	}
 }
 
-func (s *Shim) adoptExec(cn *exitListener, dir, name, exitName string) error {
-	pid, err := ReadPid(dir, name+".pid")
-	if err != nil {
-		return err
+func (s *Shim) adoptExec(cn *exitListener, name string) error {
+	files := s.st.Exec(name)
+	facts := restore.GatherExec(s.rec, files)
+	if cn != nil && facts.PidErr == nil {
+		cn.watchPid(facts.Pid.Pid) // before the liveness check below
 	}
-	if cn != nil {
-		cn.watchPid(pid.Pid)
+	r := restore.ClassifyExec(facts)
+	switch r.Verdict {
+	case restore.Stopped, restore.Absent:
+		return nil
+	case restore.Corrupt:
+		return r.Err
+	case restore.Lost:
+		r.Exit.ExitedAt = time.Now().UTC()
+		return files.WriteExit(r.Exit)
 	}
-	fd, err := OpenMember(s.rec, pid)
+	fd, err := restore.OpenMember(s.rec, r.Init)
 	if errors.Is(err, proc.ErrGone) {
-		return WriteJSON(dir, exitName, &ExitRecord{Version: SchemaVersion, Pid: pid.Pid,
-			Status: UnknownStatus, ExitedAt: time.Now().UTC(), Reason: ReasonNoShim})
+		return files.WriteExit(&store.ExitRecord{Pid: r.Init.Pid, Status: UnknownStatus,
+			ExitedAt: time.Now().UTC(), Reason: ReasonNoShim})
 	}
 	if err != nil {
 		return err
 	}
-	p, err := s.adoptProcess(name, dir, exitName, name+".log", pid, StatusRunning)
+	p, err := s.adoptProcess(name, files, r.Init, StatusRunning)
 	if err != nil {
 		unix.Close(fd)
 		return err
@@ -258,13 +235,29 @@ func (s *Shim) adoptExec(cn *exitListener, dir, name, exitName string) error {
 	return nil
 }
 
+// waitRetry is how long watchAdopted waits before it polls a pidfd again
+// after poll failed.
+const waitRetry = time.Second
+
 // watchAdopted waits for an adopted process to end and records its exit:
 // the true status when the process events connector delivered it,
 // UnknownStatus with a reason otherwise. When init ends, exec'd processes
-// still running are killed, as for a shim's own init.
+// still running are killed, as for a shim's own init. A failed poll is
+// never taken for an exit: the process is asked through its pidfd whether
+// it still runs, and watched again if so.
 func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
 	defer unix.Close(fd)
-	proc.WaitFd(fd, -1)
+	wait := s.waitFd
+	if wait == nil {
+		wait = proc.WaitFd
+	}
+	for !wait(fd, -1) {
+		if errors.Is(unix.PidfdSendSignal(fd, 0, nil, 0), unix.ESRCH) {
+			break // it has exited: poll failed for another reason
+		}
+		s.log.WithField("exec", p.id).Warn("waiting for an adopted process failed; watching it again")
+		time.Sleep(waitRetry)
+	}
 	_, pid, _ := p.current()
 	e := reaper.Exit{Pid: pid.Pid, Status: UnknownStatus, Timestamp: time.Now()}
 	reason := ReasonAdoptedUnknown
@@ -279,6 +272,12 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
 		reason = r
 	}
 	s.record(p, e, reason)
+}
+
+// warnDroppedAdopted logs output of an adopted process that could not be
+// written to its log.
+func (s *Shim) warnDroppedAdopted(err error) {
+	s.log.WithError(err).Warn("output of an adopted process dropped: it could not be written to the log")
 }
 
 // crashPoint kills the shim when TETHER_CRASH_POINT (a comma-separated

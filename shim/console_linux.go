@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/containerd/console"
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/internal/unixsock"
+	"github.com/tether-run/tether/oci"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,18 +92,18 @@ func (c *consoleSocket) receive() (console.Console, error) {
 // afterwards. Without a terminal fn gets pipes; with one it gets the path
 // of a console socket, and the pty master it receives becomes the
 // process's IO.
-func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sock string,
+//
+// src, when not nil, is copied into the process's input once it runs
+// (IO.Stdin of a front end). The console socket's path is worked out only
+// for a terminal: a long root then gets a private temporary folder, which
+// the socket's close removes.
+func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, src io.Reader, files store.Proc,
 	fn func(*stdioFiles, string) error) error {
 	if !terminal {
-		files, err := pio.newPipes(stdin)
-		if err != nil {
-			return fmt.Errorf("create pipes: %w", err)
-		}
-		err = fn(files, "")
-		files.close()
-		if err != nil {
-			pio.closeStdin()
-		}
+		return s.withPipes(pio, stdin || src != nil, src, fn)
+	}
+	sock, err := consolePath(files)
+	if err != nil {
 		return err
 	}
 	cs, err := listenConsole(sock)
@@ -135,6 +138,9 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, so
 			return r.err
 		}
 		pio.setConsole(r.c)
+		if src != nil {
+			go copyStdin(nopCloser{r.c}, src)
+		}
 		return nil
 	case <-time.After(consoleTimeout):
 		abandon()
@@ -143,6 +149,49 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, so
 		abandon()
 		return ctx.Err()
 	}
+}
+
+// withPipes is withIO without a terminal: pipes, drained into the log.
+func (s *Shim) withPipes(pio *procIO, stdin bool, src io.Reader, fn func(*stdioFiles, string) error) error {
+	files, err := pio.newPipes(stdin)
+	if err != nil {
+		return fmt.Errorf("create pipes: %w", err)
+	}
+	err = fn(files, "")
+	files.close()
+	if err != nil {
+		pio.closeStdin()
+		return err
+	}
+	if src != nil {
+		pio.mu.Lock()
+		w := pio.stdin
+		pio.stdin = nil // the copy owns it now and closes it at the end
+		pio.mu.Unlock()
+		go copyStdin(w, src)
+	}
+	return nil
+}
+
+// nopCloser keeps the pty master open when a stdin source ends: closing
+// it would hang the process up.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// consolePath is where a process's console socket goes: in the folder,
+// or, for a path too long for a socket address, in a private temporary
+// folder (removed by consoleSocket.close).
+func consolePath(files store.Proc) (string, error) {
+	p := files.ConsoleSocket()
+	if len(p) <= unixsock.MaxPath {
+		return p, nil
+	}
+	tmp, err := os.MkdirTemp("", "tcs")
+	if err != nil {
+		return "", fmt.Errorf("console socket folder: %w", err)
+	}
+	return filepath.Join(tmp, "c.sock"), nil
 }
 
 func ociIO(io *stdioFiles) oci.IO {

@@ -15,6 +15,7 @@ import (
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/reaper"
+	"github.com/tether-run/tether/store"
 )
 
 // execTestShim is a shim with a running init (pid 0: never signalled) and
@@ -23,11 +24,14 @@ func execTestShim(t *testing.T) *Shim {
 	t.Helper()
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
-	dir := t.TempDir()
-	if err := os.Mkdir(filepath.Join(dir, ExecDir), 0o700); err != nil {
+	st := store.At(t.TempDir(), "c1")
+	if err := st.Make(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Shim{id: "c1", dir: dir, rec: &Record{Version: SchemaVersion, ID: "c1", Bundle: "/b", Runtime: "runc", LogMaxFiles: 2},
+	if err := st.MakeExecDir(); err != nil {
+		t.Fatal(err)
+	}
+	s := &Shim{id: "c1", st: st, rec: &store.Record{Version: store.Version, ID: "c1", Bundle: "/b", Runtime: "runc", LogMaxFiles: 2},
 		log: logrus.NewEntry(logger), execs: map[string]*process{}, byPid: map[int]*process{}}
 	s.init = &process{status: StatusRunning, done: make(chan struct{})}
 	return s
@@ -37,14 +41,14 @@ func execTestShim(t *testing.T) *Shim {
 // startExec leaves it.
 func execTestStart(t *testing.T, s *Shim, id string) *process {
 	t.Helper()
-	dir := filepath.Join(s.dir, ExecDir)
-	log, err := crilog.Open(filepath.Join(dir, id+".log"), crilog.Options{MaxFiles: s.rec.LogMaxFiles})
+	files := s.st.Exec(id)
+	log, err := crilog.Open(files.LogPath(), crilog.Options{MaxFiles: s.rec.LogMaxFiles})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProcess(id, dir, id+".exit.json", &procIO{log: log})
+	p := s.newProcess(id, files, &procIO{log: log})
 	p.status = StatusRunning
-	if err := writeVolatile(dir, p.pidName(), PidRecord{Version: SchemaVersion, Identity: proc.Identity{Pid: 1}}); err != nil {
+	if err := files.PutPid(proc.Identity{Pid: 1}); err != nil {
 		t.Fatal(err)
 	}
 	s.mu.Lock()
@@ -55,7 +59,7 @@ func execTestStart(t *testing.T, s *Shim, id string) *process {
 
 func execTestFiles(t *testing.T, s *Shim) []string {
 	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(s.dir, ExecDir))
+	ents, err := os.ReadDir(filepath.Join(s.st.Dir(), "exec"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func TestExecRetention(t *testing.T) {
 	// A rotated log of the first one, to be removed with it whenever it
 	// is pruned.
 	rotated := map[string]string{"x000": "x000.log.1"}
-	if err := os.WriteFile(filepath.Join(s.dir, ExecDir, "x000.log.1"), nil, 0o600); err != nil {
+	if err := os.WriteFile(s.st.Exec("x000").LogPath()+".1", nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -104,7 +108,7 @@ func TestExecRetention(t *testing.T) {
 	}
 	execTestCheckFiles(t, s, rotated)
 	for _, p := range procs[n-10:] {
-		if _, err := ReadExit(p.dir, p.exitName); err != nil {
+		if _, err := p.files.ReadExit(); err != nil {
 			t.Errorf("newest exec %s lost its exit record: %v", p.id, err)
 		}
 	}
@@ -138,7 +142,7 @@ func TestExecRetention(t *testing.T) {
 // exec ID): nothing else.
 func execTestCheckFiles(t *testing.T, s *Shim, rotated map[string]string) {
 	t.Helper()
-	want := map[string]bool{"running.pid": true, "running.log": true, "running.exit.json" + reserveSuffix: true}
+	want := map[string]bool{"running.pid": true, "running.log": true, "running.exit.json.reserve": true}
 	s.mu.Lock()
 	for id, p := range s.execs {
 		if p != nil && id != "running" {
@@ -187,14 +191,14 @@ func TestExecExitReason(t *testing.T) {
 				s.init.status = StatusStopped
 			}
 			s.finish(p, reaper.Exit{Pid: 1, Status: tc.status, Timestamp: time.Now()})
-			exit, err := ReadExit(p.dir, p.exitName)
+			exit, err := p.files.ReadExit()
 			if err != nil || exit.Status != tc.status || exit.Reason != tc.want {
 				t.Fatalf("exit record %+v, %v; want status %d, reason %q", exit, err, tc.status, tc.want)
 			}
-			if es := p.execState(false); es.Reason != tc.want || es.ExitStatus == nil || *es.ExitStatus != tc.status {
+			if es := p.procState(false); es.Exit == nil || es.Exit.Reason != tc.want || es.Exit.Status != tc.status {
 				t.Errorf("exec state %+v", es)
 			}
-			if _, err := os.Stat(filepath.Join(p.dir, p.pidName())); !os.IsNotExist(err) {
+			if p.files.HasPid() {
 				t.Errorf("pid record still there after exit: %v", err)
 			}
 		})

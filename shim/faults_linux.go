@@ -19,13 +19,6 @@ import (
 // leftoverTimeout bounds the killing of what a failed create left behind.
 const leftoverTimeout = 5 * time.Second
 
-// closeListener stops accepting control connections.
-func (s *Shim) closeListener() {
-	s.lnMu.Lock()
-	defer s.lnMu.Unlock()
-	s.ln.Close()
-}
-
 // killLeftovers kills every process still below the shim after a failed
 // create. A runtime killed half-way (its deadline passed, or it was
 // SIGKILLed) can leave a half-made container process or a hook behind;
@@ -91,7 +84,7 @@ func (s *Shim) watchFolder(ctx context.Context) {
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: served by the poller
 	w := &watcher{fd: fd, id: s.id}
-	if err := w.add(s.dir); err != nil {
+	if err := w.add(s.st.Dir()); err != nil {
 		f.Close()
 		s.log.WithError(err).Warn("cannot watch the state folder")
 		return
@@ -144,10 +137,7 @@ func (w *watcher) gone(b []byte) bool {
 func (s *Shim) watchLoop(ctx context.Context, f *os.File, w *watcher) {
 	defer f.Close()
 	go func() {
-		select {
-		case <-s.shutdown:
-		case <-ctx.Done():
-		}
+		<-ctx.Done()
 		f.SetReadDeadline(time.Unix(1, 0))
 	}()
 	buf := make([]byte, 64*1024)
@@ -159,13 +149,13 @@ func (s *Shim) watchLoop(ctx context.Context, f *os.File, w *watcher) {
 		if !w.gone(buf[:n]) || s.watch.off.Load() {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(s.dir, RecordFile)); err == nil {
+		if s.st.HasRecord() {
 			continue // already back (a rename of the root and back, say)
 		}
 		if err := s.restoreFolder(ctx); err != nil {
 			s.log.WithError(err).Error("state folder removed and not fully restored")
 		}
-		if err := w.add(s.dir); err != nil {
+		if err := w.add(s.st.Dir()); err != nil {
 			s.log.WithError(err).Warn("cannot watch the restored state folder")
 		}
 	}
@@ -174,19 +164,14 @@ func (s *Shim) watchLoop(ctx context.Context, f *os.File, w *watcher) {
 // restoreFolder makes the state folder again from what the shim holds:
 // the container record, the shim's and the processes' pid records, the
 // exit records of those that ended, room for the others', fresh output
-// logs (what was written before is gone with the old ones), a new shim
-// log and a new control socket. The container itself is untouched.
+// logs (what was written before is gone with the old ones); then the front
+// end's OnRestore makes its own files (tether's: a new shim log and a new
+// control socket). The container itself is untouched.
 func (s *Shim) restoreFolder(ctx context.Context) error {
-	if err := os.MkdirAll(filepath.Dir(s.dir), 0o711); err != nil {
+	if err := s.st.Restore(); err != nil {
 		return err
 	}
-	if err := os.Mkdir(s.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	s.reopenShimLog()
-	errs := []error{WriteJSON(s.dir, RecordFile, s.rec),
-		WriteJSON(s.dir, ShimPidFile, PidRecord{Version: SchemaVersion, Identity: s.self}),
-		s.restoreProcess(s.init)}
+	errs := []error{s.st.WriteRecord(s.rec), s.st.PutShimPid(s.self), s.restoreProcess(s.init)}
 	s.mu.Lock()
 	execs := make([]*process, 0, len(s.execs))
 	for _, p := range s.execs {
@@ -194,12 +179,14 @@ func (s *Shim) restoreFolder(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if len(execs) > 0 {
-		errs = append(errs, os.MkdirAll(filepath.Join(s.dir, ExecDir), 0o700))
+		errs = append(errs, s.st.MakeExecDir())
 	}
 	for _, p := range execs {
 		errs = append(errs, s.restoreProcess(p))
 	}
-	errs = append(errs, s.relisten(ctx))
+	if s.opts.OnRestore != nil {
+		errs = append(errs, s.opts.OnRestore(ctx))
+	}
 	s.watch.restored.Add(1)
 	s.log.Warn("the state folder was removed under the running shim and has been restored; output written before that is lost")
 	return errors.Join(errs...)
@@ -211,12 +198,12 @@ func (s *Shim) restoreProcess(p *process) error {
 	_, pid, exit := p.current()
 	var errs []error
 	if pid.Pid > 0 {
-		errs = append(errs, WriteJSON(p.dir, p.pidName(), PidRecord{Version: SchemaVersion, Identity: pid}))
+		errs = append(errs, p.files.PutPid(pid))
 	}
 	if exit != nil {
-		errs = append(errs, WriteJSON(p.dir, p.exitName, exit))
+		errs = append(errs, p.files.WriteExit(exit))
 	} else {
-		reserveExit(p.dir, p.exitName)
+		errs = append(errs, p.files.Reserve())
 	}
 	if p.io != nil && p.io.log != nil && exit == nil {
 		errs = append(errs, p.io.log.Reopen())
@@ -224,40 +211,14 @@ func (s *Shim) restoreProcess(p *process) error {
 	return errors.Join(errs...)
 }
 
-// reopenShimLog points the shim's stdout and stderr (where it logs) at a
-// new shim log in the restored folder.
-func (s *Shim) reopenShimLog() {
-	f, err := os.OpenFile(filepath.Join(s.dir, ShimLogFile),
-		os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	if st, err := os.Stderr.Stat(); err == nil && st.Mode().IsRegular() {
-		unix.Dup3(int(f.Fd()), 1, 0)
-		unix.Dup3(int(f.Fd()), 2, 0)
-	}
-}
-
-// relisten binds a new control socket in the restored folder and serves
-// it; the old one, unreachable now, is closed.
-func (s *Shim) relisten(ctx context.Context) error {
-	ln, err := Listen(s.dir)
-	if err != nil {
-		return err
-	}
-	s.lnMu.Lock()
-	old := s.ln
-	s.ln = ln
-	s.lnMu.Unlock()
-	old.Close()
-	go s.acceptLoop(ctx, ln)
-	return nil
-}
-
 // warnDropped logs that output could not be written to a log (most often
 // a full disk): the shim went on draining the pipes and dropped it, so the
 // container never blocked.
 func (s *Shim) warnDropped(err error) {
 	s.log.WithError(err).Warn("output dropped: it could not be written to the log")
+}
+
+// warnSink logs a front end's output sink that failed and was dropped.
+func (s *Shim) warnSink(err error) {
+	s.log.WithError(err).Warn("output sink failed: it gets no more output; the log goes on")
 }

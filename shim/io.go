@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -32,13 +31,17 @@ const (
 const ioDrainTimeout = 2 * time.Second
 
 type chunk struct {
-	kind byte
-	data []byte
+	stderr bool
+	data   []byte
 }
 
-// follower is one live reader of a process's output. Its fields other than
-// ch, queued and kicked are guarded by the fanout's mutex.
-type follower struct {
+// Follower is one live reader of a process's output (Attach, or Exec with
+// Attach). It never holds the container up: one that falls behind is
+// dropped (Kicked is closed) and loses its place; the log still has every
+// byte. Its fields other than ch, queued and kicked are guarded by the
+// fanout's mutex.
+type Follower struct {
+	fan    *fanout
 	ch     chan chunk
 	queued atomic.Int64  // bytes sent on ch and not yet taken
 	kicked chan struct{} // closed when it is dropped for falling behind
@@ -49,14 +52,14 @@ type follower struct {
 // fanout copies output to live followers without ever blocking the writer.
 type fanout struct {
 	mu   sync.Mutex
-	subs map[*follower]struct{}
+	subs map[*Follower]struct{}
 	done bool
 }
 
 // add registers a new follower; it sees output from now on. After the
 // output has ended it gets a follower whose channel is already closed.
-func (f *fanout) add() *follower {
-	fl := &follower{ch: make(chan chunk, followerChunks), kicked: make(chan struct{})}
+func (f *fanout) add() *Follower {
+	fl := &Follower{fan: f, ch: make(chan chunk, followerChunks), kicked: make(chan struct{})}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.done {
@@ -65,21 +68,21 @@ func (f *fanout) add() *follower {
 		return fl
 	}
 	if f.subs == nil {
-		f.subs = map[*follower]struct{}{}
+		f.subs = map[*Follower]struct{}{}
 	}
 	f.subs[fl] = struct{}{}
 	return fl
 }
 
 // remove unregisters a follower that went away.
-func (f *fanout) remove(fl *follower) {
+func (f *fanout) remove(fl *Follower) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.drop(fl)
 }
 
 // drop unregisters fl and closes its channel; f.mu is held.
-func (f *fanout) drop(fl *follower) {
+func (f *fanout) drop(fl *Follower) {
 	delete(f.subs, fl)
 	if !fl.closed {
 		fl.closed = true
@@ -88,7 +91,7 @@ func (f *fanout) drop(fl *follower) {
 }
 
 // kick drops a follower that fell behind; f.mu is held.
-func (f *fanout) kick(fl *follower) {
+func (f *fanout) kick(fl *Follower) {
 	if !fl.closed {
 		close(fl.kicked)
 	}
@@ -104,10 +107,7 @@ func (f *fanout) tee(s crilog.Stream, p []byte) {
 	if len(f.subs) == 0 {
 		return
 	}
-	c := chunk{kind: FrameStdout, data: append([]byte(nil), p...)}
-	if s == crilog.Stderr {
-		c.kind = FrameStderr
-	}
+	c := chunk{stderr: s == crilog.Stderr, data: append([]byte(nil), p...)}
 	n := int64(len(p))
 	for fl := range f.subs {
 		if fl.queued.Add(n) > followerBytes {
@@ -133,40 +133,55 @@ func (f *fanout) close() {
 	}
 }
 
-// deliver writes fl's output to conn as frames until the output ends, fl
-// is kicked, or a write fails (the client went away). It reports whether
-// the client got all of the output, in which case the caller may send the
-// exit frame. A kicked follower's blocked write is cut short through a
-// write deadline, so a client that stopped reading holds nothing but its
-// connection, which the caller then closes.
-func (f *fanout) deliver(fl *follower, conn net.Conn) bool {
+// Deadliner is what Copy needs of a blocking writer to cut a write short
+// (a net.Conn, an *os.File of a FIFO).
+type Deadliner interface {
+	SetWriteDeadline(time.Time) error
+}
+
+// Copy calls write with each chunk of output (stderr says which stream)
+// until the output ends, the follower is dropped for falling behind, or
+// write fails (the reader went away). It reports whether the reader got
+// all of the output, in which case an exit may follow it. When dl is not
+// nil and the follower is dropped, dl's write deadline is set in the past,
+// so that a write blocked on a reader that stopped reading returns, and
+// that reader holds nothing but its own connection.
+func (fl *Follower) Copy(dl Deadliner, write func(stderr bool, p []byte) error) bool {
 	stop := make(chan struct{})
 	defer close(stop)
-	go func() {
-		select {
-		case <-fl.kicked:
-			conn.SetWriteDeadline(time.Unix(1, 0))
-		case <-stop:
-		}
-	}()
+	if dl != nil {
+		go func() {
+			select {
+			case <-fl.kicked:
+				dl.SetWriteDeadline(time.Unix(1, 0))
+			case <-stop:
+			}
+		}()
+	}
 	for c := range fl.ch {
 		fl.queued.Add(-int64(len(c.data)))
-		if err := WriteFrame(conn, c.kind, c.data); err != nil {
-			f.remove(fl)
+		if err := write(c.stderr, c.data); err != nil {
+			fl.fan.remove(fl)
 			for range fl.ch {
 			}
 			return false
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	fl.fan.mu.Lock()
+	defer fl.fan.mu.Unlock()
 	return fl.ended
 }
+
+// Kicked is closed when the follower is dropped for falling behind.
+func (fl *Follower) Kicked() <-chan struct{} { return fl.kicked }
+
+// Close unregisters the follower; Copy then returns.
+func (fl *Follower) Close() { fl.fan.remove(fl) }
 
 // procIO is the output and input of one process: the log it is drained
 // into, its live followers, its stdin and, with a terminal, its pty master.
 type procIO struct {
-	log     *crilog.Writer
+	log     *crilog.Writer // nil: no log file (IO.NoLog)
 	fan     fanout
 	copies  sync.WaitGroup
 	mu      sync.Mutex
@@ -176,6 +191,10 @@ type procIO struct {
 	// warn, when set, hears of output that could not be written to the
 	// log (a full disk): it was dropped, and the draining went on.
 	warn func(error)
+	// stdout and stderr are the front end's sinks (IO.Stdout, IO.Stderr);
+	// one whose write fails is dropped and reported to sinkWarn.
+	stdout, stderr io.Writer
+	sinkWarn       func(error)
 }
 
 // errIOClosed answers input and resizes sent after the process's IO was
@@ -249,11 +268,54 @@ func (pio *procIO) drain(s crilog.Stream, r io.ReadCloser) {
 	go func() {
 		defer pio.copies.Done()
 		defer r.Close()
-		_, err := pio.log.Copy(s, eioAsEOF{r}, pio.fan.tee)
-		if err != nil && pio.warn != nil {
-			pio.warn(err)
-		}
+		pio.copyOut(s, eioAsEOF{r})
 	}()
+}
+
+// copyOut drains r into the log, the sinks and the followers.
+func (pio *procIO) copyOut(s crilog.Stream, r io.Reader) {
+	sink := pio.stdout
+	if s == crilog.Stderr {
+		sink = pio.stderr
+	}
+	tee := pio.fan.tee
+	if sink != nil {
+		tee = func(s crilog.Stream, p []byte) {
+			if sink != nil {
+				if _, err := sink.Write(p); err != nil {
+					pio.sinkWarn(fmt.Errorf("%s sink: %w", s, err))
+					sink = nil
+				}
+			}
+			pio.fan.tee(s, p)
+		}
+	}
+	var err error
+	if pio.log != nil {
+		_, err = pio.log.Copy(s, r, tee)
+	} else {
+		err = copyTee(s, r, tee)
+	}
+	if err != nil && pio.warn != nil {
+		pio.warn(err)
+	}
+}
+
+// copyTee reads r to its end, handing each chunk to tee (no log file).
+func copyTee(s crilog.Stream, r io.Reader, tee func(crilog.Stream, []byte)) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			tee(s, buf[:n])
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // setConsole takes the pty master: output is drained like stdout, input
@@ -266,10 +328,7 @@ func (pio *procIO) setConsole(c console.Console) {
 	pio.copies.Add(1)
 	go func() {
 		defer pio.copies.Done()
-		_, err := pio.log.Copy(crilog.Stdout, eioAsEOF{c}, pio.fan.tee)
-		if err != nil && pio.warn != nil {
-			pio.warn(err)
-		}
+		pio.copyOut(crilog.Stdout, eioAsEOF{c})
 	}()
 }
 
@@ -296,7 +355,6 @@ func (pio *procIO) waitDrained() bool {
 	case <-time.After(ioDrainTimeout):
 		ok = false
 	}
-	pio.log.Flush()
 	pio.fan.close()
 	return ok
 }
@@ -359,5 +417,7 @@ func (pio *procIO) close() {
 	}
 	pio.closed = true
 	pio.mu.Unlock()
-	pio.log.Close()
+	if pio.log != nil {
+		pio.log.Close()
+	}
 }

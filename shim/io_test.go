@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/crilog"
+	"github.com/tether-run/tether/shimapi"
 )
 
 // TestFanoutKicksSlowFollower: a follower that does not take its chunks is
@@ -47,8 +48,8 @@ func TestFanoutKicksSlowFollower(t *testing.T) {
 			default:
 				t.Fatalf("not kicked after %d chunks", tt.keptFor+1)
 			}
-			if c := take(fast); c.kind != FrameStderr || len(c.data) != tt.size {
-				t.Errorf("the other follower got kind %d, %d bytes", c.kind, len(c.data))
+			if c := take(fast); !c.stderr || len(c.data) != tt.size {
+				t.Errorf("the other follower got stderr=%v, %d bytes", c.stderr, len(c.data))
 			}
 			n := 0
 			for range slow.ch { // closed, with what it had
@@ -66,13 +67,13 @@ func TestFanoutKicksSlowFollower(t *testing.T) {
 }
 
 // take receives one chunk as deliver does.
-func take(fl *follower) chunk {
+func take(fl *Follower) chunk {
 	c := <-fl.ch
 	fl.queued.Add(-int64(len(c.data)))
 	return c
 }
 
-// TestFanoutDeliver: deliver writes every chunk as a frame, in order, and
+// TestFanoutDeliver: Follower.Copy writes every chunk as a frame, in order, and
 // reports true when the output ended; a follower added after the end gets
 // no frames and true at once.
 func TestFanoutDeliver(t *testing.T) {
@@ -85,7 +86,7 @@ func TestFanoutDeliver(t *testing.T) {
 		var frames []string
 		r := bufio.NewReader(client)
 		for {
-			kind, data, err := ReadFrame(r, nil)
+			kind, data, err := shimapi.ReadFrame(r, nil)
 			if err != nil {
 				got <- frames
 				return
@@ -99,7 +100,7 @@ func TestFanoutDeliver(t *testing.T) {
 	f.tee(crilog.Stdout, buf)
 	copy(buf, "XXXXXX") // tee copied it
 	f.close()
-	if !f.deliver(fl, server) {
+	if !deliver(fl, server) {
 		t.Fatal("deliver reported a missed output")
 	}
 	server.Close()
@@ -108,7 +109,7 @@ func TestFanoutDeliver(t *testing.T) {
 		t.Errorf("frames %q, want %q", frames, want)
 	}
 	late := f.add()
-	if !f.deliver(late, server) {
+	if !deliver(late, server) {
 		t.Error("a follower added after the end should be complete at once")
 	}
 }
@@ -124,7 +125,7 @@ func TestFanoutDeliverKicked(t *testing.T) {
 	defer server.Close()
 	f.tee(crilog.Stdout, []byte("first"))
 	result := make(chan bool, 1)
-	go func() { result <- f.deliver(fl, server) }()
+	go func() { result <- deliver(fl, server) }()
 	p := make([]byte, 1<<20)
 	for range followerBytes/len(p) + 1 {
 		f.tee(crilog.Stdout, p)
@@ -143,6 +144,18 @@ func TestFanoutDeliverKicked(t *testing.T) {
 	if n != 0 {
 		t.Errorf("%d followers still registered", n)
 	}
+}
+
+// deliver writes a follower's output as frames, as tether's control
+// server does.
+func deliver(fl *Follower, conn net.Conn) bool {
+	return fl.Copy(conn, func(stderr bool, p []byte) error {
+		kind := shimapi.FrameStdout
+		if stderr {
+			kind = shimapi.FrameStderr
+		}
+		return shimapi.WriteFrame(conn, kind, p)
+	})
 }
 
 // TestProcIOAfterClose: once a process's IO is released, input and

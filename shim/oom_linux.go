@@ -9,7 +9,7 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/oci"
 )
 
 // ShimOOMScoreAdj is the OOM score adjustment a shim gives itself, so that

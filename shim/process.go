@@ -1,16 +1,14 @@
 package shim
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/reaper"
+	"github.com/tether-run/tether/store"
 )
 
 // ReasonInitExited is the Reason of an exec'd process's exit record when it
@@ -18,33 +16,55 @@ import (
 // private pid namespace dies with its init) or by the shim (a shared one).
 const ReasonInitExited = "killed: container init exited"
 
+// reasonUndrained is the Reason of an exit whose output could not be
+// drained in time.
+const reasonUndrained = "output still held open by another process after exit; the log may miss its tail"
+
 // process is the container's init or one exec'd process: its lifecycle
 // state, identity, exit and IO. The shim's exit dispatcher is the only
 // caller of exited.
+//
+// Two locks. mu guards the fields and is held only briefly, so State and
+// the exit path never wait for a runtime call. op serialises the control
+// operations (start, pause, resume, kill) of the process: each reads the
+// status, calls the runtime and sets the new status under op, so two of
+// them never act on the same stale status. Every status change goes
+// through transition (the table in state.go).
 type process struct {
-	id       string // exec id; "" for init
-	dir      string // folder of its records
-	exitName string // name of its exit record in dir
-	io       *procIO
+	id    string // exec id; "" for init
+	files store.Proc
+	io    *procIO
+
+	op sync.Mutex
 
 	mu     sync.Mutex
 	status string
 	pid    proc.Identity
-	exit   *ExitRecord
+	exit   *store.ExitRecord
 	killed string        // why the shim killed it, if it did
-	done   chan struct{} // closed once exit is durable
+	failed error         // why an exec'd process never started (dropExec)
+	done   chan struct{} // closed once exit is durable, or the start failed
 }
 
-func newProcess(id, dir, exitName string, pio *procIO) *process {
-	reserveExit(dir, exitName) // room for the exit record on a full disk
-	return &process{id: id, dir: dir, exitName: exitName, io: pio,
-		status: StatusCreated, done: make(chan struct{})}
+// newProcess makes a process in the created state and reserves room for
+// its exit record (on a full disk it can still be written); a failed
+// reservation is logged, since that guarantee is then off.
+func (s *Shim) newProcess(id string, files store.Proc, pio *procIO) *process {
+	if err := files.Reserve(); err != nil {
+		s.log.WithError(err).WithField("exec", id).Warn("no room reserved for the exit record: it may not be written on a full disk")
+	}
+	return &process{id: id, files: files, io: pio, status: StatusCreated, done: make(chan struct{})}
 }
 
 // transition moves the process to a new state if that move is legal.
 func (p *process) transition(to string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.transitionLocked(to)
+}
+
+// transitionLocked is transition with p.mu held.
+func (p *process) transitionLocked(to string) error {
 	if err := checkTransition(p.status, to); err != nil {
 		return err
 	}
@@ -52,50 +72,16 @@ func (p *process) transition(to string) error {
 	return nil
 }
 
-func (p *process) current() (string, proc.Identity, *ExitRecord) {
+func (p *process) current() (string, proc.Identity, *store.ExitRecord) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.status, p.pid, p.exit
 }
 
-// pidName is the name of the process's identity record in p.dir.
-func (p *process) pidName() string {
-	if p.id == "" {
-		return InitPidFile
-	}
-	return p.id + ".pid"
-}
-
-// recordPid writes the identity of pid as the process's pid record (see
-// WritePid: atomic, not synced). A process already gone gives an error
-// satisfying errors.Is(err, proc.ErrGone) and writes nothing.
-func (p *process) recordPid(pid int) (proc.Identity, error) {
-	return WritePid(p.dir, p.pidName(), pid)
-}
-
-// writeVolatile replaces dir/name with v as JSON through a temporary file
-// and a rename, without fsync: atomic for readers, not durable.
-func writeVolatile(dir, name string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", name, err)
-	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+func (p *process) setPid(id proc.Identity) {
+	p.mu.Lock()
+	p.pid = id
+	p.mu.Unlock()
 }
 
 // kill signals the process on behalf of the shim and remembers why, so
@@ -123,40 +109,41 @@ func (p *process) killedBy() string {
 // the pipes, then writes the exit record durably and marks the process
 // stopped under one hold of p.mu, so anyone who asks the shim after the
 // record appeared on disk gets an answer that agrees with it. Waiters are
-// not woken here: the caller finishes its clean-up, then calls wake.
-func (p *process) exited(e reaper.Exit, reason string) error {
+// not woken here: the caller finishes its clean-up, then calls wake. The
+// record is returned even when writing it failed.
+func (p *process) exited(e reaper.Exit, reason string) (*store.ExitRecord, error) {
 	drained := p.io.waitDrained()
-	rec := &ExitRecord{Version: SchemaVersion, Pid: e.Pid, Status: e.Status,
+	rec := &store.ExitRecord{Version: store.Version, Pid: e.Pid, Status: e.Status,
 		ExitedAt: e.Timestamp.UTC(), Reason: reason}
 	if !drained && reason == "" {
-		rec.Reason = "output still held open by another process after exit; the log may miss its tail"
+		rec.Reason = reasonUndrained
 	}
 	p.mu.Lock()
-	err := writeExit(p.dir, p.exitName, rec)
-	p.status, p.exit = StatusStopped, rec
+	err := p.files.WriteExit(rec)
+	terr := p.transitionLocked(StatusStopped)
+	p.exit = rec
 	p.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("write exit record of pid %d: %w", e.Pid, err)
+	if terr != nil {
+		return rec, fmt.Errorf("exit of pid %d: %w", e.Pid, terr) // recorded twice: a bug
 	}
-	return nil
+	if err != nil {
+		return rec, fmt.Errorf("write exit record of pid %d: %w", e.Pid, err)
+	}
+	return rec, nil
 }
 
 // wake tells every waiter that the process has exited; exited must have
 // run first.
 func (p *process) wake() { close(p.done) }
 
-// execState describes an exec'd process for State. While the container
-// is paused a running exec'd process is frozen too, and says so.
-func (p *process) execState(paused bool) ExecState {
+// procState describes the process for State. While the container is
+// paused a running exec'd process is frozen too, and says so.
+func (p *process) procState(paused bool) ProcState {
 	status, pid, exit := p.current()
 	if paused && status == StatusRunning {
 		status = StatusPaused
 	}
-	es := ExecState{ID: p.id, Status: status, Pid: pid.Pid}
-	if exit != nil {
-		es.ExitStatus, es.ExitedAt, es.Reason = &exit.Status, timePtr(exit.ExitedAt), exit.Reason
-	}
-	return es
+	return ProcState{ID: p.id, Status: status, Pid: pid.Pid, Exit: exit}
 }
 
 func timePtr(t time.Time) *time.Time {

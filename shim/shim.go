@@ -1,182 +1,267 @@
-// Package shim is what runs inside tether-shim, one process per container:
-// it creates the container through the OCI runtime, reaps its processes as
-// child subreaper, drains their output into the log, writes their exit
-// records before telling anyone, and answers the control socket. It also
-// holds the records' format and the client a manager uses to talk to a
-// shim.
+// Package shim is the shim core: everything that runs inside a shim
+// process for one container, whoever drives it. It creates the container
+// through the OCI runtime (or adopts one whose first shim died), reaps its
+// processes as child subreaper, drains their output into logs and into
+// the sinks a front end gives, writes every exit record durably before
+// telling anyone, and answers the operations of the Shim type.
 //
-// It does not decide where shims live or how they are found again after a
-// restart: that is package runtime.
+// It knows nothing of who drives it: tether's control socket
+// (shim/control), containerd's task service and podman's monitor contract
+// are front ends, each a thin adapter over this API. It never imports the
+// manager (package runtime): the manager may be dead.
+//
+// # Who calls what, in which order
+//
+//	s, err := shim.New(ctx, shim.Options{Store: folder, ...}) // once per process: subreaper + reaper
+//	defer s.Close()
+//	// start serving now if you like: State answers StatusCreating and
+//	// other operations fail until Create or Adopt has returned.
+//	pid, err := s.Create(ctx)   // or s.Adopt(ctx) for an orphan; exactly one of them, once
+//	events := s.Subscribe()     // exits of init and exec'd processes, after their records are durable
+//	s.Start(ctx)                // then Exec, Kill, Wait, Pause, Resume, Attach, Resize, CloseStdin, Pids...
+//	s.Delete(ctx, force)        // last: the container and the folder are gone; Close, then exit
+//
+// A process may hold one Shim only: New makes the process a child
+// subreaper and its reaper owns every wait4 in the process (see package
+// reaper); commands run through the OCI binding are reaped by it too.
+// Every method is safe for concurrent use.
 package shim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
+	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/reaper"
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/store"
 )
 
 // stashAge is how long an exit of a pid nobody claimed is kept, for the
 // exec whose process ends before its pid file was read.
 const stashAge = time.Minute
 
-// Config names the container a shim serves. The manager has already written
-// its Record into Root/ID.
-type Config struct {
-	Root string
-	ID   string
-	// Ready, when not nil, receives one JSON line (ReadyMessage) once the
-	// container is created or creation failed, and is then closed.
-	Ready *os.File
-	// Log is where the shim logs; nil means logrus's standard logger.
+// Sentinels the core returns (errors.Is); they are the shared ones.
+var (
+	ErrNotFound             = errdefs.ErrNotFound
+	ErrExists               = errdefs.ErrExists
+	ErrNotRunning           = errdefs.ErrNotRunning
+	ErrRunning              = errdefs.ErrRunning
+	ErrInvalid              = errdefs.ErrInvalid
+	ErrCommandNotFound      = errdefs.ErrCommandNotFound
+	ErrCommandNotExecutable = errdefs.ErrCommandNotExecutable
+)
+
+// Options configure a Shim. Store is required; every other field has a
+// usable zero value.
+type Options struct {
+	// Store is the container's folder: the core writes the shim's and the
+	// processes' pid records, the exit records (durably, before anyone is
+	// told) and, unless IO says otherwise, the output logs there.
+	Store *store.Folder
+	// Record describes the container: bundle, OCI runtime binary, its
+	// --root (RuntimeRoot) and extra global arguments (RuntimeArgs), the
+	// runtime call timeout, terminal and stdin of init, log rotation. Nil
+	// means: read it from Store (tether's manager wrote it there). A front
+	// end that gives one should also write it (Store.WriteRecord), so a
+	// later adopter and managers find it.
+	Record *store.Record
+	// InitIO says where init's output goes and where its input comes from.
+	// The zero value drains output into the store's output.log (CRI
+	// format) and, when Record.Stdin, keeps a stdin pipe for WriteStdin.
+	InitIO IO
+	// Log is where the core logs; nil means logrus's standard logger.
 	Log *logrus.Entry
+	// OnRestore, when not nil, is called after the core has made its
+	// folder again (it was removed under the running shim) and rewritten
+	// the records it holds; a front end that keeps files there (tether's
+	// control socket and shim log) makes them again.
+	OnRestore func(ctx context.Context) error
+	// NoFolderWatch turns off the restoring of a removed folder.
+	NoFolderWatch bool
 }
 
-// ReadyMessage is what the shim tells the process that started it.
-type ReadyMessage struct {
-	Pid   int    `json:"pid,omitempty"`
-	Error string `json:"error,omitempty"`
-	Code  string `json:"code,omitempty"`
+// IO says where a process's output goes and where its input comes from.
+// Terminal and stdin themselves are chosen by Record (init) or ExecConfig
+// (an exec'd process).
+type IO struct {
+	// NoLog: output is not written to a CRI log file at all; only the
+	// sinks and live followers get it.
+	NoLog bool
+	// LogPath is the CRI-format log file ("" means the store's: output.log
+	// for init, exec/NAME.log for an exec'd process), rotated with the
+	// record's LogMaxSize and LogMaxFiles. A Kubernetes "k8s-file" log is
+	// this format.
+	LogPath string
+	// Stdout and Stderr, when not nil, receive the output as it is read,
+	// after the log (for example containerd's stdout and stderr FIFOs).
+	// With a terminal everything is stdout. A sink's Write runs on the
+	// draining goroutine: a sink that blocks holds the container's output
+	// up. A failing sink is dropped and logged; the log goes on.
+	Stdout, Stderr io.Writer
+	// Stdin, when not nil, is copied into the process's input until it
+	// ends, then the input is closed. It needs stdin (or a terminal).
+	Stdin io.Reader
 }
 
-// Shim serves one container.
+// Shim is the core serving one container. Make it with New.
 type Shim struct {
-	id, dir string
-	rec     *Record
+	id      string
+	st      *store.Folder
+	rec     *store.Record
+	opts    Options
 	rt      *oci.Runtime
 	mon     *reaper.Monitor
+	sub     *reaper.Subscription
 	log     *logrus.Entry
 	self    proc.Identity
 	init    *process
-	ln      *net.UnixListener
-	lnMu    sync.Mutex    // guards ln, replaced when the folder is restored
-	conns   conns         // open control connections
-	created chan struct{} // closed once the runtime's create has succeeded
-	watch   folderWatch   // restores the state folder if it is removed
-	adopted time.Time     // when this shim adopted the container; zero if it created it
+	created chan struct{} // closed once Create or Adopt has succeeded
+	ctx     context.Context
+	cancel  context.CancelFunc
+	watch   folderWatch // restores the state folder if it is removed
+	adopted time.Time   // when this shim adopted the container; zero if it created it
+	events  events
+	// waitFd waits on a pidfd (proc.WaitFd when nil); tests inject
+	// failures through it.
+	waitFd func(fd int, d time.Duration) bool
 
 	mu       sync.Mutex
 	execs    map[string]*process
 	finished []*process // finished execs still kept, oldest first
 	byPid    map[int]*process
 	stash    map[int]reaper.Exit
-
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
+	begun    bool // Create or Adopt was called
 }
 
-// Run creates the container, reports readiness, and serves until the
-// container is deleted or ctx is done. It must be called once per process:
-// it makes the process a child subreaper and owns all reaping in it.
-func Run(ctx context.Context, cfg Config) error {
-	s, err := setup(ctx, cfg)
-	report(cfg.Ready, s, err)
-	if err != nil {
-		return err
+// New prepares the core for the container in opts.Store: it lowers its
+// own OOM score, reads the record (unless given), makes the process a
+// child subreaper and starts its reaper. It creates nothing: call Create
+// or Adopt next. ctx bounds the core's own goroutines; Close ends them.
+func New(ctx context.Context, opts Options) (*Shim, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("%w: shim options need a Store", ErrInvalid)
 	}
-	return s.serve(ctx)
-}
-
-func report(ready *os.File, s *Shim, err error) {
-	if ready == nil {
-		return
-	}
-	msg := ReadyMessage{}
-	if err != nil {
-		msg.Error, msg.Code = err.Error(), codeOf(err)
-	} else {
-		_, pid, _ := s.init.current()
-		msg.Pid = pid.Pid
-	}
-	b, _ := json.Marshal(msg)
-	ready.Write(append(b, '\n'))
-	ready.Close()
-}
-
-func setup(ctx context.Context, cfg Config) (*Shim, error) {
-	s := &Shim{id: cfg.ID, dir: filepath.Join(cfg.Root, cfg.ID), log: cfg.Log,
+	s := &Shim{id: opts.Store.ID(), st: opts.Store, opts: opts, log: opts.Log, rec: opts.Record,
 		execs: map[string]*process{}, byPid: map[int]*process{},
-		stash: map[int]reaper.Exit{}, shutdown: make(chan struct{}), created: make(chan struct{})}
+		stash: map[int]reaper.Exit{}, created: make(chan struct{})}
 	if s.log == nil {
 		s.log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	s.protectFromOOM()
-	rec, err := ReadRecord(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("read container record: %w", err)
+	if s.rec == nil {
+		rec, err := s.st.ReadRecord()
+		if err != nil {
+			return nil, fmt.Errorf("read container record: %w", err)
+		}
+		s.rec = rec
 	}
-	s.rec = rec
-	sub, err := s.startReaping(ctx)
-	if err != nil {
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	if err := s.startReaping(s.ctx); err != nil {
+		s.cancel()
 		return nil, err
 	}
-	if s.self, err = WritePid(s.dir, ShimPidFile, os.Getpid()); err != nil {
-		return nil, err
-	}
-	if s.ln, err = Listen(s.dir); err != nil {
-		return nil, err
-	}
-	go s.acceptLoop(ctx, s.ln) // state answers "creating" until create is done
-	if err := s.createInit(ctx); err != nil {
-		s.closeListener()
-		s.killLeftovers()
-		return nil, err
-	}
-	close(s.created)
-	s.watchFolder(ctx)
-	go s.dispatch(ctx, sub)
 	return s, nil
 }
 
-// startReaping makes the shim a child subreaper, starts its reaper and
-// the runtime binding that runs commands through it. The returned
-// subscription is taken before any child exists, so no exit is missed;
-// dispatch consumes it.
-func (s *Shim) startReaping(ctx context.Context) (*reaper.Subscription, error) {
+// Close ends the core's goroutines (reaper, folder watch). Call it once
+// the container is deleted, or when the process exits anyway; the
+// container's processes are not touched.
+func (s *Shim) Close() { s.cancel() }
+
+// ID is the container's ID.
+func (s *Shim) ID() string { return s.id }
+
+// Record is the container's record.
+func (s *Shim) Record() *store.Record { return s.rec }
+
+// begin claims the one Create or Adopt of a Shim.
+func (s *Shim) begin() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.begun {
+		return fmt.Errorf("%w: Create or Adopt was already called", ErrInvalid)
+	}
+	s.begun = true
+	return nil
+}
+
+// Create writes the shim's pid record, runs the runtime's create for init
+// with opts.InitIO, and records init's pid. It returns init's pid. On
+// error nothing is left: the runtime's container is deleted and every
+// process it left below the shim killed.
+func (s *Shim) Create(ctx context.Context) (int, error) {
+	if err := s.begin(); err != nil {
+		return 0, err
+	}
+	var err error
+	if s.self, err = s.st.WriteShimPid(os.Getpid()); err != nil {
+		return 0, err
+	}
+	if err := s.createInit(ctx); err != nil {
+		s.killLeftovers()
+		return 0, err
+	}
+	s.started()
+	_, pid, _ := s.init.current()
+	return pid.Pid, nil
+}
+
+// started marks the container usable and starts the services that need it.
+func (s *Shim) started() {
+	close(s.created)
+	if !s.opts.NoFolderWatch {
+		s.watchFolder(s.ctx)
+	}
+	go s.dispatch(s.ctx, s.sub)
+}
+
+// startReaping makes the process a child subreaper, starts its reaper and
+// the runtime binding that runs commands through it. The subscription is
+// taken before any child exists, so no exit is missed; dispatch consumes
+// it.
+func (s *Shim) startReaping(ctx context.Context) error {
 	if err := reaper.SetSubreaper(); err != nil {
-		return nil, err
+		return err
 	}
 	s.mon = reaper.New()
-	sub := s.mon.Subscribe()
+	s.sub = s.mon.Subscribe()
 	s.mon.Run(ctx)
 	s.rt = &oci.Runtime{Command: s.rec.Runtime, Root: s.rec.RuntimeRoot,
-		Args: s.rec.RuntimeArgs, Monitor: s.mon,
-		Timeout: time.Duration(s.rec.RuntimeTimeoutMS) * time.Millisecond}
-	return sub, nil
+		Args: s.rec.RuntimeArgs, Monitor: s.mon, Timeout: s.rec.RuntimeTimeout()}
+	return nil
 }
 
 // createInit runs the runtime's create and records init's pid.
 func (s *Shim) createInit(ctx context.Context) error {
-	log, err := crilog.Open(filepath.Join(s.dir, OutputLogFile),
-		crilog.Options{MaxSize: s.rec.LogMaxSize, MaxFiles: s.rec.LogMaxFiles})
+	initp := s.st.Init()
+	pio, err := s.openIO(initp, s.opts.InitIO)
 	if err != nil {
-		return fmt.Errorf("open output log: %w", err)
+		return err
 	}
-	pio := &procIO{log: log, warn: s.warnDropped}
-	s.init = newProcess("", s.dir, ExitFile, pio)
+	s.init = s.newProcess("", initp, pio)
 	since := time.Now()
-	opts := &oci.CreateOpts{PidFile: filepath.Join(s.dir, RuntimePidRaw)}
-	err = s.withIO(ctx, pio, s.rec.Terminal, s.rec.Stdin, consolePath(s.dir, "init"),
+	opts := &oci.CreateOpts{PidFile: initp.ScratchPid()}
+	err = s.withIO(ctx, pio, s.rec.Terminal, s.rec.Stdin, s.opts.InitIO.Stdin, initp,
 		func(io *stdioFiles, consoleSocket string) error {
 			setCreateIO(opts, io, consoleSocket)
 			return s.createRuntime().Create(ctx, s.id, s.rec.Bundle, opts)
 		})
 	if err != nil {
 		pio.close()
-		s.rt.Delete(context.WithoutCancel(ctx), s.id, &oci.DeleteOpts{Force: true})
-		return err
+		if derr := s.rt.Delete(context.WithoutCancel(ctx), s.id, &oci.DeleteOpts{Force: true}); derr != nil && !errors.Is(derr, oci.ErrNotFound) {
+			s.log.WithError(derr).Warn("runtime delete after a failed create")
+		}
+		return fromOCI(err)
 	}
 	crashPoint("shim-after-runtime-create") // recovery tests only
 	if err := s.track(s.init, opts.PidFile, since); err != nil {
@@ -184,6 +269,38 @@ func (s *Shim) createInit(ctx context.Context) error {
 	}
 	crashPoint("shim-after-init-pid") // recovery tests only
 	return nil
+}
+
+// openIO opens the log of a process, unless its IO says there is none.
+func (s *Shim) openIO(p store.Proc, io IO) (*procIO, error) {
+	pio := &procIO{warn: s.warnDropped, stdout: io.Stdout, stderr: io.Stderr, sinkWarn: s.warnSink}
+	if io.NoLog {
+		return pio, nil
+	}
+	path := io.LogPath
+	if path == "" {
+		path = p.LogPath()
+	}
+	log, err := crilog.Open(path, crilog.Options{MaxSize: s.rec.LogMaxSize, MaxFiles: s.rec.LogMaxFiles})
+	if err != nil {
+		return nil, fmt.Errorf("open output log: %w", err)
+	}
+	pio.log = log
+	return pio, nil
+}
+
+// fromOCI turns the OCI binding's command errors into the shared
+// sentinels, keeping the runtime's message.
+func fromOCI(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, oci.ErrCommandNotFound):
+		return fmt.Errorf("%w: %w", ErrCommandNotFound, err)
+	case errors.Is(err, oci.ErrCommandNotExecutable):
+		return fmt.Errorf("%w: %w", ErrCommandNotExecutable, err)
+	}
+	return err
 }
 
 // track reads a process's pid file and tracks that pid.
@@ -198,16 +315,14 @@ func (s *Shim) track(p *process, pidFile string, since time.Time) error {
 // trackPid records the identity of the process's pid and registers it for
 // its exit, taking the exit from the stash if it came first.
 func (s *Shim) trackPid(p *process, pid int, since time.Time) error {
-	ident, err := p.recordPid(pid)
+	ident, err := p.files.WritePid(pid)
 	if err != nil && !errors.Is(err, proc.ErrGone) {
 		return err
 	}
 	if err != nil { // already gone: keep what we know
 		ident = proc.Identity{Pid: pid}
 	}
-	p.mu.Lock()
-	p.pid = ident
-	p.mu.Unlock()
+	p.setPid(ident)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.stash[pid]; ok && !e.Timestamp.Before(since) {
@@ -262,19 +377,21 @@ func (s *Shim) finish(p *process, e reaper.Exit) {
 }
 
 // record writes p's exit record, cleans up after it (kills the exec'd
-// processes when init ended; prunes old execs) and only then wakes its
-// waiters, so none of them sees a half-finished state.
+// processes when init ended; prunes old execs), wakes its waiters and only
+// then publishes the event, so that nobody sees a half-finished state.
 func (s *Shim) record(p *process, e reaper.Exit, reason string) {
-	if err := p.exited(e, reason); err != nil {
+	rec, err := p.exited(e, reason)
+	if err != nil {
 		s.log.WithError(err).Error("exit record not written")
 	}
-	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status, "reason": reason}).Info("process exited")
+	s.log.WithFields(logrus.Fields{"exec": p.id, "pid": e.Pid, "status": e.Status, "reason": rec.Reason}).Info("process exited")
 	if p == s.init {
 		s.killExecs()
 	} else {
 		s.execFinished(p)
 	}
 	p.wake()
+	s.events.publish(Event{Exec: p.id, Exit: *rec})
 }
 
 // killExecs kills the exec'd processes still running once init has exited
@@ -285,39 +402,4 @@ func (s *Shim) killExecs() {
 	for _, p := range s.execs {
 		p.kill(syscall.SIGKILL, ReasonInitExited)
 	}
-}
-
-// serve answers the control socket until delete or ctx.
-func (s *Shim) serve(ctx context.Context) error {
-	select {
-	case <-s.shutdown:
-	case <-ctx.Done():
-	}
-	s.closeListener()
-	return nil
-}
-
-func (s *Shim) stop() {
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
-}
-
-// state describes the container and its exec'd processes.
-func (s *Shim) state() *State {
-	status, pid, exit := s.init.current()
-	created := s.rec.CreatedAt
-	st := &State{ID: s.id, Status: status, Pid: pid.Pid, ShimPid: os.Getpid(),
-		Bundle: s.rec.Bundle, CreatedAt: &created}
-	if !s.adopted.IsZero() {
-		st.AdoptedAt = timePtr(s.adopted)
-	}
-	if exit != nil {
-		st.ExitStatus, st.ExitedAt, st.Reason = &exit.Status, timePtr(exit.ExitedAt), exit.Reason
-	}
-	s.mu.Lock()
-	for _, p := range s.execs {
-		st.Execs = append(st.Execs, p.execState(status == StatusPaused))
-	}
-	s.mu.Unlock()
-	sortExecs(st.Execs)
-	return st
 }

@@ -1,30 +1,76 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
+	"os"
+	"sort"
+	"time"
 
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/store"
 )
 
-// Sentinel errors a caller can branch on (use errors.Is). The client maps
-// the shim's reply codes back onto them.
-var (
-	ErrNotFound     = errors.New("not found")
-	ErrExists       = errors.New("already exists")
-	ErrNotRunning   = errors.New("not running")
-	ErrRunning      = errors.New("still running")
-	ErrInvalid      = errors.New("invalid argument")
-	ErrUnresponsive = errors.New("shim not responding")
-	// ErrCommandNotFound: the process's executable is not in the
-	// container; ErrCommandNotExecutable: it is there but cannot be run.
-	// A CLI exits 127 and 126 for them, as shells and podman do.
-	ErrCommandNotFound      = errors.New("command not found")
-	ErrCommandNotExecutable = errors.New("command not executable")
+// Status values of a container or process.
+const (
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusPaused  = "paused"
+	StatusStopped = "stopped"
+	// StatusCreating: Create (or Adopt) has not returned yet; the
+	// container is not usable.
+	StatusCreating = "creating"
 )
 
-// TransitionError is returned when a request asks a process to move to a
-// state it cannot reach from where it is (start twice, pause a stopped
+// State describes the container as its shim sees it.
+type State struct {
+	ID      string
+	Status  string
+	Pid     int // init's pid; 0 while creating
+	ShimPid int
+	Bundle  string
+	// CreatedAt is when the manager made the record.
+	CreatedAt time.Time
+	// Exit is init's exit record once it has stopped.
+	Exit *store.ExitRecord
+	// AdoptedAt is when this shim took the container over from a shim
+	// that died (Adopt); zero for a shim that created it. Output written
+	// before then may be missing from the log, and stdin is not kept.
+	AdoptedAt time.Time
+	// Execs are the exec'd processes still kept (see ExecRetention),
+	// sorted by ID.
+	Execs []ProcState
+}
+
+// ProcState describes one exec'd process.
+type ProcState struct {
+	ID     string
+	Status string
+	Pid    int
+	// Exit is its exit record once it has stopped. Its Reason says why the
+	// status is not the process's own doing (ReasonInitExited), if so.
+	Exit *store.ExitRecord
+}
+
+// State describes the container and its exec'd processes. Before Create
+// or Adopt has returned, Status is StatusCreating.
+func (s *Shim) State() State {
+	st := State{ID: s.id, ShimPid: os.Getpid(), Bundle: s.rec.Bundle, CreatedAt: s.rec.CreatedAt}
+	if !s.isCreated() {
+		st.Status = StatusCreating
+		return st
+	}
+	status, pid, exit := s.init.current()
+	st.Status, st.Pid, st.Exit, st.AdoptedAt = status, pid.Pid, exit, s.adopted
+	s.mu.Lock()
+	for _, p := range s.execs {
+		st.Execs = append(st.Execs, p.procState(status == StatusPaused))
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Execs, func(i, j int) bool { return st.Execs[i].ID < st.Execs[j].ID })
+	return st
+}
+
+// TransitionError is returned when an operation asks a process to move to
+// a state it cannot reach from where it is (start twice, pause a stopped
 // container). It wraps ErrNotRunning or ErrRunning as fits.
 type TransitionError struct {
 	From, To string
@@ -60,38 +106,12 @@ func checkTransition(from, to string) error {
 	return &TransitionError{From: from, To: to}
 }
 
-// codes pairs each protocol code with the sentinel it stands for, and the
-// OCI binding's sentinel that means the same, if any. The first match wins.
-var codes = []struct {
-	code     string
-	err, oci error
-}{
-	{CodeNotFound, ErrNotFound, nil},
-	{CodeExists, ErrExists, nil},
-	{CodeNotRunning, ErrNotRunning, nil},
-	{CodeRunning, ErrRunning, nil},
-	{CodeInvalid, ErrInvalid, nil},
-	{CodeNoCommand, ErrCommandNotFound, oci.ErrCommandNotFound},
-	{CodeNoExec, ErrCommandNotExecutable, oci.ErrCommandNotExecutable},
-}
-
-// codeOf turns an error into a protocol code.
-func codeOf(err error) string {
-	for _, c := range codes {
-		if errors.Is(err, c.err) || c.oci != nil && errors.Is(err, c.oci) {
-			return c.code
-		}
+// isCreated reports whether Create or Adopt has succeeded.
+func (s *Shim) isCreated() bool {
+	select {
+	case <-s.created:
+		return true
+	default:
+		return false
 	}
-	return CodeFailed
-}
-
-// ErrorOfCode is the inverse of codeOf: the sentinel a reply code (or a
-// ready message's code) stands for, or nil.
-func ErrorOfCode(code string) error {
-	for _, c := range codes {
-		if c.code == code {
-			return c.err
-		}
-	}
-	return nil
 }

@@ -25,12 +25,15 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shim/control"
+	"github.com/tether-run/tether/shimapi"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,18 +54,18 @@ func main() {
 	debugLog := fs.Bool("debug", false, "log at debug level")
 	lockFD := fs.Int("lock-fd", 0, "container folder lock held until ready")
 	fs.Parse(os.Args[2:])
-	if *root == "" || shim.ValidID(*id) != nil {
+	if *root == "" || ids.ValidID(*id) != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
-	case "start":
-		err = startDaemon(*root, *id, shim.ActionServe, *lockFD, os.Args[2:])
-	case "adopt":
-		err = startDaemon(*root, *id, shim.ActionAdopt, *lockFD, os.Args[2:])
-	case shim.ActionServe, shim.ActionAdopt:
-		err = serve(*root, *id, *debugLog, *lockFD, os.Args[1] == shim.ActionAdopt)
+	case shimapi.ActionStart:
+		err = startDaemon(*root, *id, shimapi.ServeCreate, *lockFD, os.Args[2:])
+	case shimapi.ActionAdopt:
+		err = startDaemon(*root, *id, shimapi.ServeAdopt, *lockFD, os.Args[2:])
+	case shimapi.ServeCreate, shimapi.ServeAdopt:
+		err = serve(*root, *id, *debugLog, *lockFD, os.Args[1] == shimapi.ServeAdopt)
 	default:
 		err = fmt.Errorf("unknown action %q: use start or adopt", os.Args[1])
 	}
@@ -76,7 +79,7 @@ func main() {
 // the ready pipe (fd 3) and the folder lock (fd 4, when lockFD is set) and
 // returns without waiting.
 func startDaemon(root, id, action string, lockFD int, args []string) error {
-	logf, err := os.OpenFile(filepath.Join(root, id, shim.ShimLogFile),
+	logf, err := os.OpenFile(store.At(root, id).ShimLogPath(),
 		os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
@@ -139,11 +142,7 @@ func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 		syscall.CloseOnExec(lockFD) // never inherited by the runtime or the container
 		ready, relayed = holdLock(ready, os.NewFile(uintptr(lockFD), "lock"))
 	}
-	run := shim.Run
-	if adopt {
-		run = shim.Adopt
-	}
-	err := run(context.Background(), shim.Config{Root: root, ID: id, Ready: ready, Log: log})
+	err := run(context.Background(), store.At(root, id), adopt, ready, log)
 	if relayed != nil {
 		<-relayed // the ready message (an error, here) reaches the manager before we exit
 	}
@@ -151,6 +150,51 @@ func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 		log.WithError(err).Error("shim failed")
 	}
 	return err
+}
+
+// run is tether's shim: the core with the control socket as its front
+// end. The socket is bound before the container is created (or adopted),
+// so a manager asking meanwhile hears "creating"; the ready message goes
+// out once Create or Adopt has returned; the shim serves until a delete
+// has been answered.
+func run(ctx context.Context, st *store.Folder, adopt bool, ready *os.File, log *logrus.Entry) error {
+	var srv *control.Server
+	core, err := shim.New(ctx, shim.Options{Store: st, Log: log,
+		OnRestore: func(ctx context.Context) error { return srv.Restore(ctx) }})
+	if err != nil {
+		sendReady(ready, 0, err)
+		return err
+	}
+	defer core.Close()
+	srv = control.New(core, st, log)
+	if err := srv.Listen(); err != nil {
+		sendReady(ready, 0, err)
+		return err
+	}
+	go srv.Serve(ctx)
+	var pid int
+	if adopt {
+		pid, err = core.Adopt(ctx)
+	} else {
+		pid, err = core.Create(ctx)
+	}
+	sendReady(ready, pid, err)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	<-srv.Done()
+	return nil
+}
+
+// sendReady writes the one ready message (shimapi.Ready) and closes the
+// pipe.
+func sendReady(ready *os.File, pid int, err error) {
+	if ready == nil {
+		return
+	}
+	shimapi.WriteMessage(ready, shimapi.NewReady(pid, err))
+	ready.Close()
 }
 
 // holdLock keeps the container folder's lock until the shim has sent its

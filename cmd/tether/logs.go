@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tether-run/tether/crilog"
-	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/shim"
 )
 
 func cmdLogs(ctx context.Context, g *globals, args []string) error {
@@ -35,50 +32,21 @@ func cmdLogs(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *execID != "" {
-		if err := shim.ValidID(*execID); err != nil {
-			return err
-		}
+	log, err := c.Log(*execID)
+	if err != nil {
+		return err
 	}
-	path, exitDir, exitName := logFiles(c, *execID)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no log at %s: is the container or exec ID right?", path)
+	if _, err := os.Stat(log.Path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no log at %s: is the container or exec ID right?", log.Path)
 	}
 	if !*follow {
-		return crilog.Dump(path, opts, os.Stdout, os.Stderr)
+		return crilog.Dump(log.Path, opts, os.Stdout, os.Stderr)
 	}
-	err = crilog.Follow(ctx, path, opts, os.Stdout, os.Stderr, writerDone(c.Dir(), exitDir, exitName))
+	err = crilog.Follow(ctx, log.Path, opts, os.Stdout, os.Stderr, log.Done)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
-}
-
-// logFiles returns the log of init (exec "") or of an exec'd process,
-// and the folder and name of its exit record.
-func logFiles(c *runtime.Container, exec string) (path, exitDir, exitName string) {
-	if exec == "" {
-		return c.LogPath(), c.Dir(), shim.ExitFile
-	}
-	exitDir = filepath.Join(c.Dir(), shim.ExecDir)
-	return filepath.Join(exitDir, exec+".log"), exitDir, exec + ".exit.json"
-}
-
-// writerDone returns Follow's done function: the log is complete once
-// the process's exit record exists (the shim writes it after the last
-// output was drained into the log), the container folder is gone (deleted),
-// or the shim is gone (nobody writes any more).
-func writerDone(dir, exitDir, exitName string) func() bool {
-	return func() bool {
-		if _, err := os.Stat(filepath.Join(exitDir, exitName)); err == nil {
-			return true
-		}
-		if _, err := os.Stat(dir); err != nil {
-			return true
-		}
-		id, err := shim.ReadPid(dir, shim.ShimPidFile)
-		return err == nil && !id.Alive()
-	}
 }
 
 func readOptions(tail, since string, stamps bool) (crilog.ReadOptions, error) {

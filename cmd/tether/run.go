@@ -145,10 +145,12 @@ func (s session) catchUp(ctx context.Context, shownOut, shownErr int64) bool {
 	if !s.fromStart || err != nil || rec.LogMaxSize > 0 {
 		return false
 	}
-	path, exitDir, exitName := logFiles(s.c, s.exec)
-	err = crilog.Follow(ctx, path, crilog.ReadOptions{Tail: -1},
-		&skipWriter{w: os.Stdout, skip: shownOut}, &skipWriter{w: os.Stderr, skip: shownErr},
-		writerDone(s.c.Dir(), exitDir, exitName))
+	log, err := s.c.Log(s.exec)
+	if err != nil {
+		return false
+	}
+	err = crilog.Follow(ctx, log.Path, crilog.ReadOptions{Tail: -1},
+		&skipWriter{w: os.Stdout, skip: shownOut}, &skipWriter{w: os.Stderr, skip: shownErr}, log.Done)
 	return err == nil
 }
 

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/sweep"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
 )
 
 // cmdTimeout bounds every command the bench runs. In-flight commands are
@@ -142,7 +142,7 @@ func (b *bench) cleanup() {
 	b.cleanOnce.Do(func() {
 		ents, _ := os.ReadDir(b.root)
 		for _, e := range ents {
-			if e.IsDir() && shim.ValidID(e.Name()) == nil {
+			if e.IsDir() && ids.Match(e.Name()) {
 				sweep.KillRecorded(b.cdir(e.Name()))
 			}
 		}

@@ -12,7 +12,8 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,8 @@ func (b *bench) exitOnce(id string) (onDisk, told time.Duration, err error) {
 	}
 	defer b.tether("delete", "--force", id)
 	dir := b.cdir(id)
-	init, err := shim.ReadPid(dir, shim.InitPidFile)
+	st := store.At(filepath.Dir(dir), id)
+	init, err := st.Init().ReadPid()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -56,7 +58,7 @@ func (b *bench) exitOnce(id string) (onDisk, told time.Duration, err error) {
 		return 0, 0, err
 	}
 	defer unix.Close(w)
-	answer, err := waitRequest(dir)
+	answer, err := waitRequest(st)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -65,7 +67,7 @@ func (b *bench) exitOnce(id string) (onDisk, told time.Duration, err error) {
 	if err := init.Signal(syscall.SIGKILL); err != nil {
 		return 0, 0, err
 	}
-	if err := awaitFile(w, shim.ExitFile, 10*time.Second); err != nil {
+	if err := awaitFile(w, filepath.Base(st.Init().ExitPath()), 10*time.Second); err != nil {
 		return 0, 0, err
 	}
 	onDisk = time.Since(t0)
@@ -141,12 +143,12 @@ type pendingWait struct {
 // pendingWait.wait then reads the answer. The request is in the shim's
 // socket before whatever is measured next, so the measure includes no
 // connection set-up.
-func waitRequest(dir string) (*pendingWait, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: filepath.Join(dir, shim.SocketFile), Net: "unix"})
+func waitRequest(st *store.Folder) (*pendingWait, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: st.SocketPath(), Net: "unix"})
 	if err != nil {
 		return nil, err
 	}
-	if err := shim.WriteMessage(conn, &shim.Request{Version: shim.SchemaVersion, Op: shim.OpWait}); err != nil {
+	if err := shimapi.WriteMessage(conn, shimapi.NewRequest(shimapi.Version, shimapi.WaitReq{})); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -154,10 +156,10 @@ func waitRequest(dir string) (*pendingWait, error) {
 }
 
 // wait returns the exit the shim answered with, at most cmdTimeout.
-func (p *pendingWait) wait() (*shim.ExitRecord, error) {
+func (p *pendingWait) wait() (*shimapi.Exit, error) {
 	p.conn.SetReadDeadline(time.Now().Add(cmdTimeout))
-	var resp shim.Response
-	if err := shim.ReadMessage(bufio.NewReader(p.conn), &resp); err != nil {
+	var resp shimapi.Response
+	if err := shimapi.ReadMessage(bufio.NewReader(p.conn), &resp); err != nil {
 		return nil, fmt.Errorf("wait: %w", err)
 	}
 	if resp.Exit == nil {

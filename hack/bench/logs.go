@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,7 +87,7 @@ func (b *bench) ddOnce(id, dir string, toFile bool) (time.Duration, error) {
 	}
 	defer b.tether("delete", "--force", id)
 	defer os.Remove(filepath.Join(dir, "rootfs", outInRoot))
-	answer, err := waitRequest(b.cdir(id))
+	answer, err := waitRequest(store.At(filepath.Dir(b.cdir(id)), id))
 	if err != nil {
 		return 0, err
 	}
@@ -142,7 +142,7 @@ func openGate(path string) (int, error) {
 
 // checkOutput makes sure the bytes went where they should.
 func checkOutput(stateDir, bundleDir string, toFile bool) error {
-	path := filepath.Join(stateDir, shim.OutputLogFile)
+	path := store.At(filepath.Dir(stateDir), filepath.Base(stateDir)).Init().LogPath()
 	if toFile {
 		path = filepath.Join(bundleDir, "rootfs", outInRoot)
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/runtime"
+	"github.com/tether-run/tether/store"
 )
 
 // settle is how long shims are left alone before their memory is read, so
@@ -56,7 +58,7 @@ func (p *pass) grow(ctx context.Context, n int) error {
 func (p *pass) shims() ([]proc.Identity, error) {
 	var out []proc.Identity
 	for _, id := range p.ids {
-		sid, err := shim.ReadPid(p.b.cdir(id), shim.ShimPidFile)
+		sid, err := store.At(filepath.Dir(p.b.cdir(id)), id).ReadShimPid()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
@@ -103,7 +105,7 @@ func (p *pass) list(ctx context.Context) (samples, error) {
 		}
 		running := 0
 		for _, st := range states {
-			if st.Status == shim.StatusRunning {
+			if st.Status == runtime.StatusRunning {
 				running++
 			}
 		}

@@ -10,20 +10,31 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/oci"
+	"github.com/tether-run/tether/store"
 )
 
 // KillRecorded sends SIGKILL to the shim, the init and the exec'd
 // processes named by the pid records of the container folder dir. A pid
 // now used by another process is left alone.
 func KillRecorded(dir string) {
-	pids := []string{filepath.Join(dir, shim.ShimPidFile), filepath.Join(dir, shim.InitPidFile)}
-	execs, _ := filepath.Glob(filepath.Join(dir, shim.ExecDir, "*.pid"))
-	for _, p := range append(pids, execs...) {
-		if id, err := shim.ReadPid(filepath.Dir(p), filepath.Base(p)); err == nil {
-			id.Signal(syscall.SIGKILL)
+	st := store.At(filepath.Dir(dir), filepath.Base(dir))
+	var ids []proc.Identity
+	if id, err := st.ReadShimPid(); err == nil {
+		ids = append(ids, id)
+	}
+	if id, err := st.Init().ReadPid(); err == nil {
+		ids = append(ids, id)
+	}
+	names, _ := st.Execs()
+	for _, n := range names {
+		if id, err := st.Exec(n).ReadPid(); err == nil {
+			ids = append(ids, id)
 		}
+	}
+	for _, id := range ids {
+		id.Signal(syscall.SIGKILL)
 	}
 }
 

@@ -19,11 +19,12 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/sweep"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/runtime"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/store"
 )
 
 // RequireRoot skips t when not root, with the reason; when
@@ -190,7 +191,7 @@ func (e *Env) Command(args ...string) *exec.Cmd {
 func (e *Env) cleanup() {
 	ents, _ := os.ReadDir(e.Root)
 	for _, ent := range ents {
-		if ent.IsDir() && shim.ValidID(ent.Name()) == nil {
+		if ent.IsDir() && ids.Match(ent.Name()) {
 			e.cleanContainer(filepath.Join(e.Root, ent.Name()), ent.Name())
 		}
 	}
@@ -212,7 +213,7 @@ func (e *Env) cleanRuntimeRoots() {
 func (e *Env) cleanContainer(dir, id string) {
 	sweep.KillRecorded(dir)
 	rt := &oci.Runtime{Command: e.Runtime, Root: filepath.Join(e.Root, ".oci", e.Runtime)}
-	if rec, err := shim.ReadRecord(dir); err == nil {
+	if rec, err := store.At(filepath.Dir(dir), id).ReadRecord(); err == nil {
 		rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot, Args: rec.RuntimeArgs}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

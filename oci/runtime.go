@@ -465,6 +465,28 @@ func (r *Runtime) State(ctx context.Context, id string) (*State, error) {
 	return &s, nil
 }
 
+// Ps returns the pids of the processes of container id (`ps --format
+// json`), in the runtime's order. An empty list is non-nil.
+// Errors: ErrInvalidID, *RuntimeError (ErrNotFound), ErrBinaryNotFound,
+// or a JSON decoding error.
+func (r *Runtime) Ps(ctx context.Context, id string) ([]int, error) {
+	if err := r.idError("ps", id); err != nil {
+		return nil, err
+	}
+	out, err := r.run(ctx, call{op: "ps", id: id, args: []string{"ps", "--format", "json", id}, wantStdout: true})
+	if err != nil {
+		return nil, err
+	}
+	pids := []int{}
+	if err := json.Unmarshal(out, &pids); err != nil {
+		return nil, fmt.Errorf("%s: parse output: %w", opPrefix(r.displayName(), "ps", id), err)
+	}
+	if pids == nil {
+		pids = []int{}
+	}
+	return pids, nil
+}
+
 // List returns the state of every container in Root (`list --format
 // json`). An empty root (runc prints "null") gives an empty, non-nil slice.
 // Errors: *RuntimeError, ErrBinaryNotFound, or a JSON decoding error.

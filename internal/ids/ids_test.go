@@ -1,13 +1,15 @@
-package shim
+package ids
 
 import (
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tether-run/tether/internal/errdefs"
 )
 
-// idRegexp is the rule of DESIGN.md; idPattern must agree with it on every
+// idRegexp is the rule of DESIGN.md; Match must agree with it on every
 // input.
 var idRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -39,7 +41,7 @@ func TestValidID(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("ValidID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
 			}
-			if err != nil && !errors.Is(err, ErrInvalid) {
+			if err != nil && !errors.Is(err, errdefs.ErrInvalid) {
 				t.Fatalf("ValidID(%q) = %v, want ErrInvalid", tc.id, err)
 			}
 			if got := idRegexp.MatchString(tc.id); got != tc.ok {
@@ -59,8 +61,8 @@ func TestIDPatternAllBytes(t *testing.T) {
 			strings.Repeat("a", 63) + string([]byte{byte(b)}),
 			strings.Repeat("a", 64) + string([]byte{byte(b)}),
 		} {
-			if got, want := idPattern(id), idRegexp.MatchString(id); got != want {
-				t.Fatalf("idPattern(%q) = %v, the regexp says %v", id, got, want)
+			if got, want := Match(id), idRegexp.MatchString(id); got != want {
+				t.Fatalf("Match(%q) = %v, the regexp says %v", id, got, want)
 			}
 		}
 	}
@@ -71,8 +73,8 @@ func FuzzIDPattern(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if got, want := idPattern(id), idRegexp.MatchString(id); got != want {
-			t.Fatalf("idPattern(%q) = %v, the regexp says %v", id, got, want)
+		if got, want := Match(id), idRegexp.MatchString(id); got != want {
+			t.Fatalf("Match(%q) = %v, the regexp says %v", id, got, want)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package shim
+package store
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether/internal/ids"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,35 +50,35 @@ func FuzzDecodeRecord(f *testing.F) {
 				t.Fatalf("%s: error is not one line: %q", what, err)
 			}
 		}
-		if r, err := parseRecord(b); err != nil {
+		if r, err := ParseRecord(b); err != nil {
 			checkErr("record", err)
 		} else {
-			if ValidID(r.ID) != nil || !filepath.IsAbs(r.Bundle) || r.Runtime == "" || r.LogMaxSize < 0 {
+			if ids.ValidID(r.ID) != nil || !filepath.IsAbs(r.Bundle) || r.Runtime == "" || r.LogMaxSize < 0 {
 				t.Fatalf("accepted a bad record %+v", r)
 			}
-			again, err := parseRecord(mustJSON(t, r))
+			again, err := ParseRecord(mustJSON(t, r))
 			if err != nil || !reflect.DeepEqual(normRecord(r), normRecord(again)) {
 				t.Fatalf("record round trip: %+v -> %+v, %v", r, again, err)
 			}
 		}
-		if id, err := parsePid(ShimPidFile, b); err != nil {
+		if id, err := ParsePid(shimPidFile, b); err != nil {
 			checkErr("pid", err)
 		} else {
 			if id.Pid <= 0 || id.Pid > maxPid {
 				t.Fatalf("accepted pid %d", id.Pid)
 			}
-			again, err := parsePid(ShimPidFile, mustJSON(t, PidRecord{Version: SchemaVersion, Identity: id}))
+			again, err := ParsePid(shimPidFile, mustJSON(t, PidRecord{Version: Version, Identity: id}))
 			if err != nil || again != id {
 				t.Fatalf("pid round trip: %+v -> %+v, %v", id, again, err)
 			}
 		}
-		if e, err := parseExit(ExitFile, b); err != nil {
+		if e, err := ParseExit(exitFile, b); err != nil {
 			checkErr("exit", err)
 		} else {
 			if e.Status < 0 || e.Status > 255 || e.Pid < 0 {
 				t.Fatalf("accepted exit %+v", e)
 			}
-			again, err := parseExit(ExitFile, mustJSON(t, e))
+			again, err := ParseExit(exitFile, mustJSON(t, e))
 			if err != nil || again.Status != e.Status || again.Pid != e.Pid || !again.ExitedAt.Equal(e.ExitedAt) || again.Reason != e.Reason {
 				t.Fatalf("exit round trip: %+v -> %+v, %v", e, again, err)
 			}
@@ -129,9 +130,9 @@ func TestParseRecords(t *testing.T) {
 	}
 }
 
-func recordParser(b []byte) error { _, err := parseRecord(b); return err }
-func pidParser(b []byte) error    { _, err := parsePid(InitPidFile, b); return err }
-func exitParser(b []byte) error   { _, err := parseExit(ExitFile, b); return err }
+func recordParser(b []byte) error { _, err := ParseRecord(b); return err }
+func pidParser(b []byte) error    { _, err := ParsePid(initPidFile, b); return err }
+func exitParser(b []byte) error   { _, err := ParseExit(exitFile, b); return err }
 
 // TestWriteExitOnFullDisk fills a small tmpfs and checks that the exit
 // record still gets written, into the room reserved for it, while any
@@ -145,7 +146,7 @@ func TestWriteExitOnFullDisk(t *testing.T) {
 		t.Skipf("cannot mount a tmpfs: %v", err)
 	}
 	defer unix.Unmount(dir, unix.MNT_DETACH)
-	if err := reserveExit(dir, ExitFile); err != nil {
+	if err := reserveExit(dir, exitFile); err != nil {
 		t.Fatal(err)
 	}
 	fill, err := os.Create(filepath.Join(dir, "fill"))
@@ -159,18 +160,18 @@ func TestWriteExitOnFullDisk(t *testing.T) {
 	if !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("filling the tmpfs: %v", err)
 	}
-	rec := &ExitRecord{Version: SchemaVersion, Pid: 42, Status: 3, ExitedAt: time.Now().UTC(), Reason: strings.Repeat("r", 300)}
-	if err := WriteJSON(dir, "other.json", rec); err == nil {
+	rec := &ExitRecord{Version: Version, Pid: 42, Status: 3, ExitedAt: time.Now().UTC(), Reason: strings.Repeat("r", 300)}
+	if err := writeDurable(dir, "other.json", rec); err == nil {
 		t.Fatal("the tmpfs is not full: a record could be written without the reserve")
 	}
-	if err := writeExit(dir, ExitFile, rec); err != nil {
+	if err := writeExit(dir, exitFile, rec); err != nil {
 		t.Fatalf("exit record not written on a full disk: %v", err)
 	}
-	got, err := ReadExit(dir, ExitFile)
+	got, err := readExit(dir, exitFile)
 	if err != nil || got.Status != 3 || got.Pid != 42 || got.Reason != rec.Reason {
 		t.Fatalf("got %+v, %v", got, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ExitFile+reserveSuffix)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, exitFile+reserveSuffix)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("reserve left behind: %v", err)
 	}
 }

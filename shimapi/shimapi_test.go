@@ -1,4 +1,4 @@
-package shim
+package shimapi
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tether-run/tether/internal/errdefs"
 )
 
 // FuzzReadMessage feeds arbitrary bytes to the request decoder the shim
@@ -86,8 +88,8 @@ func TestReadMessageLimits(t *testing.T) {
 		in   string
 		want error
 	}{
-		{"one byte over the bound", `{"v":1,"op":"` + strings.Repeat("x", MaxRequestSize) + `"}` + "\n", errTooLarge},
-		{"over the bound without newline", strings.Repeat("x", MaxRequestSize+1), errTooLarge},
+		{"one byte over the bound", `{"v":1,"op":"` + strings.Repeat("x", MaxRequestSize) + `"}` + "\n", ErrTooLarge},
+		{"over the bound without newline", strings.Repeat("x", MaxRequestSize+1), ErrTooLarge},
 		{"cut short", `{"v":1,"op":"st`, io.ErrUnexpectedEOF},
 		{"nothing", "", io.EOF},
 	} {
@@ -107,15 +109,15 @@ func TestRequestValidate(t *testing.T) {
 		req  Request
 		want error
 	}{
-		{"state", Request{Version: SchemaVersion, Op: OpState}, nil},
-		{"other version", Request{Version: 2, Op: OpState}, ErrVersion},
-		{"no version", Request{Op: OpState}, ErrInvalid},
-		{"unknown op", Request{Version: SchemaVersion, Op: "reboot"}, ErrInvalid},
-		{"bad exec id", Request{Version: SchemaVersion, Op: OpWait, Exec: "../x"}, ErrInvalid},
-		{"signal 0", Request{Version: SchemaVersion, Op: OpKill}, ErrInvalid},
-		{"signal 65", Request{Version: SchemaVersion, Op: OpKill, Signal: 65}, ErrInvalid},
-		{"signal 9", Request{Version: SchemaVersion, Op: OpKill, Signal: 9}, nil},
-		{"exec without process", Request{Version: SchemaVersion, Op: OpExec, Exec: "e"}, ErrInvalid},
+		{"state", Request{Version: Version, Op: OpState}, nil},
+		{"other version", Request{Version: 2, Op: OpState}, errdefs.ErrVersion},
+		{"no version", Request{Op: OpState}, errdefs.ErrInvalid},
+		{"unknown op", Request{Version: Version, Op: "reboot"}, errdefs.ErrInvalid},
+		{"bad exec id", Request{Version: Version, Op: OpWait, Exec: "../x"}, errdefs.ErrInvalid},
+		{"signal 0", Request{Version: Version, Op: OpKill}, errdefs.ErrInvalid},
+		{"signal 65", Request{Version: Version, Op: OpKill, Signal: 65}, errdefs.ErrInvalid},
+		{"signal 9", Request{Version: Version, Op: OpKill, Signal: 9}, nil},
+		{"exec without process", Request{Version: Version, Op: OpExec, Exec: "e"}, errdefs.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.req.Validate()
@@ -152,7 +154,7 @@ func FuzzReadFrame(f *testing.F) {
 			off := len(data) - r.Len()
 			kind, p, err := ReadFrame(r, buf)
 			if err != nil {
-				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errTooLarge) {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, ErrTooLarge) {
 					t.Fatalf("unexpected error %v", err)
 				}
 				return

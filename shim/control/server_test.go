@@ -1,4 +1,4 @@
-package shim
+package control
 
 import (
 	"bufio"
@@ -14,33 +14,74 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/errdefs"
+	"github.com/tether-run/tether/internal/unixsock"
+	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
+	"github.com/tether-run/tether/store"
 )
 
-// testShim serves a control socket for a container that is "created",
-// without any runtime: enough to exercise the connection handling.
-func testShim(t *testing.T, dir string) *Shim {
+// testServer serves a control socket for a container being "created"
+// (Create is never called, so nothing runs): enough to exercise the
+// connection handling. Wait requests block, as on a container that never
+// exits.
+func testServer(t *testing.T, dir string) *Server {
 	t.Helper()
 	logger := logrus.New()
 	logger.SetOutput(io.Discard)
-	s := &Shim{id: "c1", dir: dir, rec: &Record{Version: SchemaVersion, ID: "c1", Bundle: "/b", Runtime: "runc"},
-		log: logrus.NewEntry(logger), execs: map[string]*process{}, byPid: map[int]*process{},
-		shutdown: make(chan struct{}), created: make(chan struct{})}
-	s.init = &process{status: StatusCreated, done: make(chan struct{})}
-	close(s.created)
-	ln, err := Listen(dir)
+	log := logrus.NewEntry(logger)
+	st := store.At(filepath.Dir(dir), filepath.Base(dir))
+	rec := &store.Record{ID: filepath.Base(dir), Bundle: "/b", Runtime: "runc"}
+	ctx, cancel := context.WithCancel(context.Background())
+	core, err := shim.New(ctx, shim.Options{Store: st, Record: rec, Log: log, NoFolderWatch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.ln = ln
-	go s.acceptLoop(context.Background(), ln)
-	t.Cleanup(s.closeListener)
-	return s
+	srv := New(core, st, log)
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ctx)
+	t.Cleanup(func() { cancel(); core.Close() })
+	return srv
+}
+
+// testDir is a container folder named c1.
+func testDir(t *testing.T) string {
+	dir := filepath.Join(t.TempDir(), "c1")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// stateCall asks the shim for its state as a manager does.
+func stateCall(dir string) (*shimapi.State, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := unixsock.Dial(ctx, filepath.Join(dir, "shim.sock"))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := shimapi.WriteMessage(conn, shimapi.NewRequest(shimapi.Version, shimapi.StateReq{})); err != nil {
+		return nil, err
+	}
+	var resp shimapi.Response
+	if err := shimapi.ReadMessage(bufio.NewReader(conn), &resp); err != nil {
+		return nil, err
+	}
+	if err := resp.Err(shimapi.Version); err != nil {
+		return nil, err
+	}
+	return resp.State, nil
 }
 
 // rawCall sends raw bytes on a fresh connection and returns the reply.
-func rawCall(t *testing.T, dir, raw string) (*Response, error) {
+func rawCall(t *testing.T, dir, raw string) (*shimapi.Response, error) {
 	t.Helper()
-	conn, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+	conn, err := unixsock.Dial(context.Background(), filepath.Join(dir, "shim.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +92,8 @@ func rawCall(t *testing.T, dir, raw string) (*Response, error) {
 	}
 	conn.CloseWrite()
 	r := bufio.NewReader(conn)
-	var resp Response
-	if err := ReadMessage(r, &resp); err != nil {
+	var resp shimapi.Response
+	if err := shimapi.ReadMessage(r, &resp); err != nil {
 		return nil, err
 	}
 	if _, err := r.ReadByte(); err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
@@ -62,8 +103,8 @@ func rawCall(t *testing.T, dir, raw string) (*Response, error) {
 }
 
 func TestControlSocketRefusesBadRequests(t *testing.T) {
-	dir := t.TempDir()
-	testShim(t, dir)
+	dir := testDir(t)
+	testServer(t, dir)
 	for _, tc := range []struct {
 		name, raw, want string
 	}{
@@ -73,7 +114,7 @@ func TestControlSocketRefusesBadRequests(t *testing.T) {
 		{"unknown op", `{"v":1,"op":"format-disk"}` + "\n", "unknown operation"},
 		{"bad exec id", `{"v":1,"op":"wait","exec":"../../etc"}` + "\n", "ID \"../../etc\""},
 		{"signal out of range", `{"v":1,"op":"kill","signal":99}` + "\n", "signal 99"},
-		{"oversize", `{"v":1,"op":"` + strings.Repeat("a", MaxRequestSize+10), "message too large"},
+		{"oversize", `{"v":1,"op":"` + strings.Repeat("a", shimapi.MaxRequestSize+10), "message too large"},
 		{"half a request", `{"v":1,"op":"sta`, "unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,8 +122,8 @@ func TestControlSocketRefusesBadRequests(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no error reply: %v", err)
 			}
-			if resp.Code != CodeInvalid || !strings.Contains(resp.Error, tc.want) || strings.Contains(resp.Error, "\n") {
-				t.Fatalf("reply %+v, want code %s and one line with %q", resp, CodeInvalid, tc.want)
+			if resp.Code != shimapi.CodeInvalid || !strings.Contains(resp.Error, tc.want) || strings.Contains(resp.Error, "\n") {
+				t.Fatalf("reply %+v, want code %s and one line with %q", resp, shimapi.CodeInvalid, tc.want)
 			}
 		})
 	}
@@ -96,32 +137,29 @@ func TestControlSocketRefusesBadRequests(t *testing.T) {
 // wait for a request; the oldest are closed, and a live client is still
 // answered at once.
 func TestIdleClientsDoNotBlockOthers(t *testing.T) {
-	dir := t.TempDir()
-	s := testShim(t, dir)
+	dir := testDir(t)
+	s := testServer(t, dir)
 	var idle []*net.UnixConn
 	for i := range maxPending + 20 {
 		if i == maxPending {
 			time.Sleep(2 * evictGrace) // only those idle that long are evicted
 		}
-		c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+		c, err := unixsock.Dial(context.Background(), filepath.Join(dir, "shim.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	client := NewClient(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if st, err := client.State(ctx); err != nil || st.ID != "c1" {
+	if st, err := stateCall(dir); err != nil || st.ID != "c1" {
 		t.Fatalf("state with %d idle clients: %v", len(idle), err)
 	}
 	// The oldest idle connections have been evicted: they are told why
 	// and closed.
 	idle[0].SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(idle[0])
-	var resp Response
-	if err := ReadMessage(r, &resp); err != nil || resp.Code != CodeInvalid || !strings.Contains(resp.Error, "other connections waited") {
+	var resp shimapi.Response
+	if err := shimapi.ReadMessage(r, &resp); err != nil || resp.Code != shimapi.CodeInvalid || !strings.Contains(resp.Error, "other connections waited") {
 		t.Fatalf("oldest idle connection not evicted with a reason: %+v, %v", resp, err)
 	}
 	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
@@ -143,8 +181,8 @@ func TestIdleClientsDoNotBlockOthers(t *testing.T) {
 // for a request, each sending its request at once: none is evicted as
 // idle, however late the shim gets to it.
 func TestBurstOfLiveClients(t *testing.T) {
-	dir := t.TempDir()
-	testShim(t, dir)
+	dir := testDir(t)
+	testServer(t, dir)
 	const n = 4 * maxPending
 	var conns []*net.UnixConn
 	defer func() {
@@ -153,19 +191,19 @@ func TestBurstOfLiveClients(t *testing.T) {
 		}
 	}()
 	for range n {
-		c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+		c, err := unixsock.Dial(context.Background(), filepath.Join(dir, "shim.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		conns = append(conns, c)
-		if err := WriteMessage(c, &Request{Version: SchemaVersion, Op: OpState}); err != nil {
+		if err := shimapi.WriteMessage(c, shimapi.NewRequest(shimapi.Version, shimapi.StateReq{})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, c := range conns {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var resp Response
-		if err := ReadMessage(bufio.NewReader(c), &resp); err != nil || resp.Error != "" || resp.State == nil {
+		var resp shimapi.Response
+		if err := shimapi.ReadMessage(bufio.NewReader(c), &resp); err != nil || resp.Error != "" || resp.State == nil {
 			t.Fatalf("client %d of %d: %+v, %v", i, n, resp, err)
 		}
 	}
@@ -174,8 +212,8 @@ func TestBurstOfLiveClients(t *testing.T) {
 // TestConnectionCap fills the shim up to maxConns with waiting clients:
 // one more gets a clear refusal, and once they go the shim answers again.
 func TestConnectionCap(t *testing.T) {
-	dir := t.TempDir()
-	testShim(t, dir)
+	dir := testDir(t)
+	testServer(t, dir)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var waits []*net.UnixConn
@@ -184,7 +222,7 @@ func TestConnectionCap(t *testing.T) {
 			c.Close()
 		}
 	}()
-	stats := func() *Stats {
+	stats := func() *shimapi.Stats {
 		resp, err := rawCall(t, dir, `{"v":1,"op":"stats"}`+"\n")
 		if err != nil {
 			t.Fatal(err)
@@ -197,12 +235,12 @@ func TestConnectionCap(t *testing.T) {
 	// The last one is opened without asking for stats (that call would be
 	// the 1025th connection, refused).
 	dialWait := func() {
-		c, err := dialSocket(ctx, filepath.Join(dir, SocketFile))
+		c, err := unixsock.Dial(ctx, filepath.Join(dir, "shim.sock"))
 		if err != nil {
 			t.Skipf("cannot open %d connections: %v", maxConns, err)
 		}
 		waits = append(waits, c)
-		WriteMessage(c, &Request{Version: SchemaVersion, Op: OpWait}) // init never exits here
+		shimapi.WriteMessage(c, shimapi.NewRequest(shimapi.Version, shimapi.WaitReq{})) // init never exits here
 	}
 	for len(waits) < maxConns-1 {
 		for range min(maxPending/4, maxConns-1-len(waits)) {
@@ -223,14 +261,14 @@ func TestConnectionCap(t *testing.T) {
 	for {
 		// A refused connection is answered and closed at once, maybe before
 		// our request is written: read the answer whatever the write said.
-		c, err := dialSocket(ctx, filepath.Join(dir, SocketFile))
+		c, err := unixsock.Dial(ctx, filepath.Join(dir, "shim.sock"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		c.Write([]byte(`{"v":1,"op":"state"}` + "\n"))
-		var resp Response
-		err = ReadMessage(bufio.NewReader(c), &resp)
+		var resp shimapi.Response
+		err = shimapi.ReadMessage(bufio.NewReader(c), &resp)
 		c.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -264,11 +302,12 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 	if err := os.MkdirAll(long, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(long, SocketFile)
-	if len(path) <= maxSunPath {
+	st := store.At(filepath.Dir(long), filepath.Base(long))
+	path := st.SocketPath()
+	if len(path) <= unixsock.MaxPath {
 		t.Fatalf("path of %d bytes is not long enough for the test", len(path))
 	}
-	ln, err := Listen(long)
+	ln, err := Listen(st)
 	if err != nil {
 		t.Fatalf("listen on a %d-byte path: %v", len(path), err)
 	}
@@ -285,7 +324,7 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 			c.Close()
 		}
 	}()
-	if _, err := Listen(long); !errors.Is(err, ErrExists) {
+	if _, err := Listen(st); !errors.Is(err, errdefs.ErrExists) {
 		t.Fatalf("second listener on a live socket: %v", err)
 	}
 	// A dead shim's socket file is replaced.
@@ -293,7 +332,7 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("stale socket file not left: %v", err)
 	}
-	ln2, err := Listen(long)
+	ln2, err := Listen(st)
 	if err != nil {
 		t.Fatalf("listen over a stale socket: %v", err)
 	}
@@ -305,7 +344,7 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 			c.Close()
 		}
 	}()
-	c, err := dialSocket(context.Background(), path)
+	c, err := unixsock.Dial(context.Background(), path)
 	if err != nil {
 		t.Fatalf("dial the new socket: %v", err)
 	}
@@ -319,13 +358,12 @@ func TestListenLongPathAndStaleSocket(t *testing.T) {
 // half a request sent, and right behind them a live one: the live one is
 // answered, whatever order the shim's goroutines run in.
 func TestLiveClientAfterIdleCrowd(t *testing.T) {
-	dir := t.TempDir()
-	testShim(t, dir)
-	client := NewClient(dir)
+	dir := testDir(t)
+	testServer(t, dir)
 	for round := range 5 {
 		var idle []*net.UnixConn
 		for i := range 4 * maxPending {
-			c, err := dialSocket(context.Background(), filepath.Join(dir, SocketFile))
+			c, err := unixsock.Dial(context.Background(), filepath.Join(dir, "shim.sock"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,9 +372,7 @@ func TestLiveClientAfterIdleCrowd(t *testing.T) {
 			}
 			idle = append(idle, c)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		st, err := client.State(ctx)
-		cancel()
+		st, err := stateCall(dir)
 		for _, c := range idle {
 			c.Close()
 		}
