@@ -21,10 +21,13 @@ build:
 demo: deps build
 	@bash hack/demo.sh $(BIN) $(DEMO_ROOT)
 
+# lint: gofmt, go vet, and the import boundaries of LAYOUT.md
+# (hack/lint-imports.sh: go list -deps per package).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	GO=$(GO) bash hack/lint-imports.sh
 
 # test: every test, with the race detector. As root the integration tests
 # must run: TETHER_REQUIRE_ROOT_TESTS turns their skip into a failure.
@@ -44,9 +47,9 @@ FUZZTIME ?= 1m
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseLine -fuzztime $(FUZZTIME) ./crilog/
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./crilog/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(FUZZTIME) ./shim/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./shim/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./shim/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(FUZZTIME) ./shimapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./shimapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) ./store/
 
 clean:
 	rm -rf $(BIN)

@@ -264,6 +264,7 @@ func (s *Shim) Delete(ctx context.Context, force bool) error {
 		}
 	}
 	s.killExecs()
+	s.awaitExecs(deleteTimeout)
 	s.init.io.close()
 	s.watch.off.Store(true) // the folder's removal is ours: do not restore it
 	if err := s.st.Remove(); err != nil {
@@ -325,4 +326,25 @@ func (s *Shim) runtimeDelete(ctx context.Context, force bool) error {
 		}
 	}
 	return nil
+}
+
+// awaitExecs waits, at most d, for the exec'd processes still running to
+// have their exit recorded, so that no record is written into a folder
+// being removed.
+func (s *Shim) awaitExecs(d time.Duration) {
+	s.mu.Lock()
+	var done []chan struct{}
+	for _, p := range s.execs {
+		done = append(done, p.done)
+	}
+	s.mu.Unlock()
+	deadline := time.After(d)
+	for _, ch := range done {
+		select {
+		case <-ch:
+		case <-deadline:
+			s.log.Warn("exec'd processes still running at delete")
+			return
+		}
+	}
 }

@@ -285,7 +285,7 @@ func cmdDelete(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.Delete(ctx, *force)
+	return deleteHint(c, c.Delete(ctx, *force))
 }
 
 // parseSize reads 0, 1024, 10K, 10M, 1G.

@@ -311,7 +311,7 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 	opts := runtime.ExecOpts{ID: name, Process: spec, Terminal: *tty, Stdin: *stdin, Attach: !*detach}
 	_, stream, err := c.Exec(ctx, opts)
 	if err != nil {
-		return err
+		return execHint(ctx, c, err)
 	}
 	if *detach {
 		if *execID == "" {
