@@ -113,24 +113,9 @@ func closeFiles(files []*os.File) {
 // It returns nil, nil when that cannot be decided yet (a rotation is in
 // progress); the caller tries again later.
 func openNewer(path string, cur os.FileInfo) (*os.File, error) {
-	names, err := Files(path)
-	if err != nil {
+	next, nextInfo, err := findNewer(path, cur)
+	if err != nil || next == "" {
 		return nil, err
-	}
-	var next string
-	var nextInfo os.FileInfo
-	for i := len(names) - 1; i >= 0; i-- {
-		fi, err := os.Stat(names[i])
-		if err != nil {
-			continue
-		}
-		if os.SameFile(fi, cur) {
-			break
-		}
-		next, nextInfo = names[i], fi
-	}
-	if next == "" {
-		return nil, nil
 	}
 	f, fi, err := openStat(next)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -144,4 +129,56 @@ func openNewer(path string, cur os.FileInfo) (*os.File, error) {
 		return nil, nil
 	}
 	return f, nil
+}
+
+// findNewer names the file that follows cur among path's files. A writer
+// may rotate while the names are looked at (each rotation renames every
+// file once), so the names are looked at until two looks in a row agree:
+// one look alone can see a file at its old name and the next at its new
+// one, and skip a file between.
+func findNewer(path string, cur os.FileInfo) (string, os.FileInfo, error) {
+	var prev []os.FileInfo
+	for try := 0; ; try++ {
+		names, err := Files(path)
+		if err != nil {
+			return "", nil, err
+		}
+		infos := make([]os.FileInfo, len(names))
+		for i, n := range names {
+			infos[i], _ = os.Stat(n)
+		}
+		if try >= 10 || sameInfos(prev, infos) {
+			return pickNewer(names, infos, cur)
+		}
+		prev = infos
+	}
+}
+
+// sameInfos reports whether two looks saw the same files at the same names.
+func sameInfos(a, b []os.FileInfo) bool {
+	if a == nil || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if (a[i] == nil) != (b[i] == nil) || a[i] != nil && !os.SameFile(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// pickNewer returns the name after cur, newest last in names.
+func pickNewer(names []string, infos []os.FileInfo, cur os.FileInfo) (string, os.FileInfo, error) {
+	var next string
+	var nextInfo os.FileInfo
+	for i := len(names) - 1; i >= 0; i-- {
+		if infos[i] == nil {
+			continue
+		}
+		if os.SameFile(infos[i], cur) {
+			break
+		}
+		next, nextInfo = names[i], infos[i]
+	}
+	return next, nextInfo, nil
 }

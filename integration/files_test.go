@@ -9,6 +9,7 @@ import (
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/runtime"
 	"github.com/tether-run/tether/store"
+	"golang.org/x/sys/unix"
 )
 
 // Names of the files in a container folder, as the README documents them:
@@ -67,4 +68,17 @@ func shimState(ctx context.Context, e *testutil.Env, id string) (*runtime.State,
 		return nil, err
 	}
 	return c.State(ctx)
+}
+
+// exitEventsObservable reports whether this host lets an adopting shim
+// see an adopted process's true exit status: the kernel's process events
+// connector can be subscribed to (root, CONFIG_PROC_EVENTS). Where it can,
+// the recovery tests demand the true status, never the unknown one.
+func exitEventsObservable() bool {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1}) == nil
 }

@@ -244,26 +244,6 @@ func isNoChild(err error) bool {
 	return strings.Contains(err.Error(), syscall.ECHILD.Error())
 }
 
-// Direct has the shape of the ProcessMonitor interface of the OCI binding
-// for processes that are NOT subreapers and run no Monitor: it starts
-// commands with cmd.Start and waits with cmd.Wait. The zero value is ready
-// to use. Never use Direct while a Monitor is running in the same process:
-// the Monitor's loop may reap the child first and the status is lost.
-type Direct struct{}
-
-// Start starts cmd and returns a function that waits for it with cmd.Wait
-// and returns its exit status (ExitStatus convention); a non-zero status is
-// not an error. Call wait exactly once (further calls return the same
-// result), or the child stays a zombie and its pipes stay open.
-func (Direct) Start(cmd *exec.Cmd) (func() (int, error), error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	return sync.OnceValues(func() (int, error) {
-		return waitDirect(cmd)
-	}), nil
-}
-
 // waitDirect waits with cmd.Wait and maps the result to an exit status;
 // an *exec.ExitError is a status, not an error.
 func waitDirect(cmd *exec.Cmd) (int, error) {

@@ -26,7 +26,6 @@ type processMonitor interface {
 
 var (
 	_ processMonitor = (*Monitor)(nil)
-	_ processMonitor = Direct{}
 )
 
 // runMonitor makes the test binary a subreaper and runs a Monitor until the
@@ -482,8 +481,10 @@ func waitGone(t *testing.T, pid int) {
 	}
 }
 
-// TestDirect runs without a Monitor: earlier tests' loops have stopped.
-func TestDirect(t *testing.T) {
+// TestWaitDirect: the fallback wait (cmd.Wait, for a command the Monitor
+// could not take) maps each end to its status. It runs without a Monitor:
+// earlier tests' loops have stopped.
+func TestWaitDirect(t *testing.T) {
 	for _, tc := range []childCase{
 		{"exit 0", 0},
 		{"exit 3", 3},
@@ -491,25 +492,13 @@ func TestDirect(t *testing.T) {
 		{"kill -TERM $$", 143},
 		{"kill -KILL $$", 137},
 	} {
-		wait, err := Direct{}.Start(exec.Command("/bin/sh", "-c", tc.script))
-		if err != nil {
+		cmd := exec.Command("/bin/sh", "-c", tc.script)
+		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := wait(); got != tc.want || err != nil {
+		if got, err := waitDirect(cmd); got != tc.want || err != nil {
 			t.Errorf("%q: %d, %v; want %d", tc.script, got, err, tc.want)
 		}
-	}
-	cmd := exec.Command("/bin/sleep", "10")
-	wait, err := Direct{}.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Process.Kill()
-	if got, err := wait(); got != 137 || err != nil {
-		t.Errorf("killed sleep: %d, %v; want 137", got, err)
-	}
-	if _, err := (Direct{}).Start(exec.Command("/nonexistent/tether")); err == nil {
-		t.Error("Start of a missing binary succeeded")
 	}
 }
 

@@ -425,6 +425,9 @@ func (c *Container) exitWithoutShim(exec string) (*ExitRecord, error) {
 // removed under its lock: a create or an adoption another manager is doing
 // is waited for, never torn down half-way.
 func (c *Container) Delete(ctx context.Context, force bool) error {
+	if err := c.newer(); err != nil {
+		return err
+	}
 	sid, err := c.checkShim()
 	switch {
 	case err == nil:
@@ -464,13 +467,37 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 		}
 		return true, nil
 	}
-	broken := errors.Is(err, ErrUnresponsive) || errors.Is(err, ErrVersion) || c.rec == nil
+	if errors.Is(err, ErrVersion) {
+		return true, c.refuseNewer(err) // a newer shim: never killed for its version
+	}
+	broken := errors.Is(err, ErrUnresponsive) || c.rec == nil
 	if !force || !broken {
 		return true, c.wrap("delete", err)
 	}
 	c.signalShim(sid, syscall.SIGKILL)
 	sid.WaitExit(2 * time.Second)
 	return false, nil
+}
+
+// newer refuses a container any of whose records is of a newer version
+// than this build reads: it belongs to a newer tether, which is left to
+// deal with it. Not even a forced delete touches it.
+func (c *Container) newer() error {
+	if errors.Is(c.err, ErrVersion) {
+		return c.refuseNewer(c.err)
+	}
+	f := restore.Gather(c.st, c.rec, c.err)
+	for _, err := range []error{f.ShimErr, f.ExitErr, f.InitErr} {
+		if errors.Is(err, ErrVersion) {
+			return c.refuseNewer(err)
+		}
+	}
+	return nil
+}
+
+// refuseNewer is the error for a container of a newer tether.
+func (c *Container) refuseNewer(err error) error {
+	return fmt.Errorf("delete %s: %w: it was made by a newer tether, which must remove it; nothing was changed", c.id, err)
 }
 
 // deleteWithoutShim removes a container no shim serves, under the folder's

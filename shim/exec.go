@@ -61,11 +61,15 @@ func (s *Shim) Exec(ctx context.Context, cfg ExecConfig) (int, *Follower, error)
 		s.dropExec(p, err)
 		return 0, nil, err
 	}
-	p.io = pio
 	var fl *Follower
 	if cfg.Attach {
 		fl = pio.fan.add() // before the process starts: nothing is missed
 	}
+	// Visible to resize, stdin and attach only once its IO is whole; set
+	// under s.mu, which target reads it under.
+	s.mu.Lock()
+	p.io = pio
+	s.mu.Unlock()
 	if err := s.startExec(ctx, p, cfg); err != nil {
 		pio.close()
 		s.dropExec(p, err)

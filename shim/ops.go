@@ -32,8 +32,16 @@ func (s *Shim) ready() error {
 // Create or Adopt returned.
 func Creating(err error) bool { return errors.Is(err, errCreating) }
 
-// target finds the process an operation names: "" is init.
+// target finds the process an operation names: "" is init. An exec'd
+// process whose start is still under way (its IO is not set up yet) is
+// not found: only Wait may see it (lookup).
 func (s *Shim) target(exec string) (*process, error) {
+	return s.lookup(exec, false)
+}
+
+// lookup is target; with starting, an exec'd process still starting is
+// returned too (Wait then blocks until it ends or fails to start).
+func (s *Shim) lookup(exec string, starting bool) (*process, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
@@ -42,7 +50,7 @@ func (s *Shim) target(exec string) (*process, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.execs[exec]; ok {
+	if p, ok := s.execs[exec]; ok && (starting || p.io != nil) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("exec %q in container %s: %w", exec, s.id, ErrNotFound)
@@ -168,7 +176,7 @@ func (s *Shim) Wait(ctx context.Context, exec string) (*store.ExitRecord, error)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	p, err := s.target(exec)
+	p, err := s.lookup(exec, true)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,119 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/internal/testutil"
+	"github.com/tether-run/tether/runtime"
+)
+
+// skewCommit is the last commit before records and protocol got their own
+// versions (record format 1, protocol 1): the oldest release whose shims a
+// manager of today must still drive. Never move it forward without adding
+// a newer pin beside it.
+const skewCommit = "3911370"
+
+// skewBuild builds tether and tether-shim of commit rev of this
+// repository (git archive into a temporary folder, go build) and returns
+// the folder holding them.
+func skewBuild(t *testing.T, rev string) string {
+	t.Helper()
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	archive := exec.Command("sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", repo, rev, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		t.Fatalf("git archive %s (the skew test needs this repository's history): %v: %s", rev, err, out)
+	}
+	bin := filepath.Join(src, "bin")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin+"/", "./cmd/tether", "./cmd/tether-shim")
+	build.Dir = src
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build tether of %s: %v: %s", rev, err, out)
+	}
+	return bin
+}
+
+// TestVersionSkew starts containers with the binaries of an earlier
+// release and drives them with today's manager (CLI and Go API): state,
+// logs, exec, kill, wait and delete all work on the old shims, which are
+// never replaced or killed for their version.
+func TestVersionSkew(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireRuntime(t, "runc")
+	old := skewBuild(t, skewCommit)
+	e := testutil.NewEnv(t, "runc")
+	oldTether := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(old, "tether"), append([]string{"--root", e.Root, "--runtime", "runc"}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("old tether %v: %v: %s", args, err, out)
+		}
+	}
+	b := e.Bundle("sh", "-c", "echo from-old; trap 'exit 3' TERM; sleep 1000 & wait")
+	oldTether("run", "-d", "--bundle", b, "skew")
+	oldTether("run", "-d", "--bundle", b, "skew2")
+	oldShim := rcvShimOf(t, e, "skew")
+
+	// state, through the CLI and the Go API
+	var st runtime.State
+	if err := json.Unmarshal([]byte(e.MustTether("state", "skew")), &st); err != nil || st.Status != runtime.StatusRunning || st.ShimPid != oldShim {
+		t.Fatalf("state of an old shim's container: %+v, %v (old shim pid %d)", st, err, oldShim)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	states, err := e.NewManager().List(ctx)
+	if err != nil || len(states) != 2 || states[0].Status != runtime.StatusRunning || states[1].Status != runtime.StatusRunning {
+		t.Fatalf("list: %+v, %v", states, err)
+	}
+	// logs
+	testutil.Eventually(t, 10*time.Second, "output in the log", func() bool {
+		return strings.Contains(e.Tether("logs", "skew").Stdout, "from-old")
+	})
+	// exec, foreground and detached, and its wait
+	if r := e.Tether("exec", "skew", "--", "sh", "-c", "echo in-exec; exit 5"); r.Code != 5 || !strings.Contains(r.Stdout, "in-exec") {
+		t.Fatalf("exec into an old shim's container: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)
+	}
+	e.MustTether("exec", "-d", "--exec-id", "job", "skew", "--", "sleep", "1000")
+	e.MustTether("kill", "--exec-id", "job", "--signal", "KILL", "skew")
+	if r := e.Tether("wait", "--exec-id", "job", "skew"); r.Code != 137 {
+		t.Fatalf("wait for an exec of an old shim: exit %d, %q", r.Code, r.Stderr)
+	}
+	// kill and wait: the true status
+	e.MustTether("kill", "skew")
+	if r := e.Tether("wait", "skew"); r.Code != 3 {
+		t.Fatalf("wait: exit %d, %q", r.Code, r.Stderr)
+	}
+	if rcvShimOf(t, e, "skew") != oldShim {
+		t.Fatal("the old shim was replaced")
+	}
+	// delete, of a stopped one and, forced, of a running one
+	e.MustTether("delete", "skew")
+	e.MustTether("delete", "--force", "skew2")
+	for _, id := range []string{"skew", "skew2"} {
+		if _, err := os.Stat(filepath.Join(e.Root, id)); !os.IsNotExist(err) {
+			t.Errorf("%s: folder left after delete: %v", id, err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "old shims gone", func() bool { return len(testutil.ShimPids(e.Root)) == 0 })
+}
+
+// rcvShimOf is the shim pid in container id's shim.pid.
+func rcvShimOf(t *testing.T, e *testutil.Env, id string) int {
+	t.Helper()
+	sid, err := readPid(filepath.Join(e.Root, id), shimPidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sid.Pid
+}
