@@ -7,15 +7,16 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
-// Status values of a container or of an exec'd process.
+// Status values of a container or of an exec'd process: the wire's own
+// strings, which State carries through unchanged.
 const (
-	StatusCreated = "created"
-	StatusRunning = "running"
-	StatusPaused  = "paused"
-	StatusStopped = "stopped"
-	StatusUnknown = "unknown"
+	StatusCreated = shimapi.StatusCreated
+	StatusRunning = shimapi.StatusRunning
+	StatusPaused  = shimapi.StatusPaused
+	StatusStopped = shimapi.StatusStopped
+	StatusUnknown = shimapi.StatusUnknown
 	// StatusCreating: its shim is still running the OCI runtime's create.
-	StatusCreating = "creating"
+	StatusCreating = shimapi.StatusCreating
 )
 
 // State is what the manager reports of a container. ExitStatus and
