@@ -46,7 +46,7 @@ func skewBuild(t *testing.T, rev string) string {
 
 // TestVersionSkew starts containers with the binaries of an earlier
 // release and drives them with today's manager (CLI and Go API): state,
-// logs, exec, kill, wait and delete all work on the old shims, which are
+// logs, exec, pause, resume, kill, wait and delete all work on the old shims, which are
 // never replaced or killed for their version.
 func TestVersionSkew(t *testing.T) {
 	testutil.RequireRoot(t)
@@ -88,6 +88,15 @@ func TestVersionSkew(t *testing.T) {
 	e.MustTether("kill", "--exec-id", "job", "--signal", "KILL", "skew")
 	if r := e.Tether("wait", "--exec-id", "job", "skew"); r.Code != 137 {
 		t.Fatalf("wait for an exec of an old shim: exit %d, %q", r.Code, r.Stderr)
+	}
+	// pause and resume
+	e.MustTether("pause", "skew2")
+	if err := json.Unmarshal([]byte(e.MustTether("state", "skew2")), &st); err != nil || st.Status != runtime.StatusPaused {
+		t.Fatalf("state after pausing an old shim's container: %+v, %v", st, err)
+	}
+	e.MustTether("resume", "skew2")
+	if err := json.Unmarshal([]byte(e.MustTether("state", "skew2")), &st); err != nil || st.Status != runtime.StatusRunning {
+		t.Fatalf("state after resuming an old shim's container: %+v, %v", st, err)
 	}
 	// kill and wait: the true status
 	e.MustTether("kill", "skew")
