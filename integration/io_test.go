@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -500,7 +499,7 @@ func ioTerminalSession(t *testing.T, e *testutil.Env, args []string, pid func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	screen := &ioBuf{}
+	screen := &testutil.Buffer{}
 	go io.Copy(screen, master) // ends when the master is closed
 	cmd := e.Command(args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
@@ -551,7 +550,7 @@ func ioExecStartSize(t *testing.T, e *testutil.Env, id string) {
 		t.Fatal(err)
 	}
 	defer slave.Close()
-	screen := &ioBuf{}
+	screen := &testutil.Buffer{}
 	go io.Copy(screen, master)
 	cmd := e.Command("exec", "-t", id, "--", "stty", "size")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
@@ -565,7 +564,7 @@ func ioExecStartSize(t *testing.T, e *testutil.Env, id string) {
 }
 
 // ioType types s on the pty and waits for want on the screen after it.
-func ioType(t *testing.T, master console.Console, screen *ioBuf, s, want string) {
+func ioType(t *testing.T, master console.Console, screen *testutil.Buffer, s, want string) {
 	t.Helper()
 	mark := screen.Len()
 	if _, err := master.Write([]byte(s)); err != nil {
@@ -815,37 +814,6 @@ func ioWithin(t *testing.T, what string, f func() error) {
 	case <-time.After(ioWait):
 		t.Fatalf("timed out after %v waiting for %s", ioWait, what)
 	}
-}
-
-// ioBuf is a bytes.Buffer safe for a writer and pollers.
-type ioBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *ioBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *ioBuf) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Len()
-}
-
-func (b *ioBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// Bytes returns the buffer's contents; call it once the writer is done.
-func (b *ioBuf) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Bytes()
 }
 
 // ioProc is a CLI child of the test. Its stdout and stderr go straight to

@@ -9,13 +9,11 @@
 package coretest
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,24 +28,6 @@ import (
 
 // wait bounds every poll; a hang guard, not a speed assertion.
 const wait = 60 * time.Second
-
-// sink is an io.Writer a test can read while the core writes to it.
-type sink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *sink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *sink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
 
 // TestCoreInProcess: init's stdout and stderr reach the front end's sinks
 // (each only its own stream) and the CRI log; Pids lists init and an
@@ -84,7 +64,7 @@ func coreInProcess(t *testing.T, rt string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 
-	var out, errs sink
+	var out, errs testutil.Buffer
 	core, err := shim.New(ctx, shim.Options{Store: folder, Record: rec, InitIO: shim.IO{Stdout: &out, Stderr: &errs}, NoFolderWatch: true})
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +96,7 @@ func coreInProcess(t *testing.T, rt string) {
 	})
 
 	// an exec with its own sink and no log file, with a child of its own
-	var xout sink
+	var xout testutil.Buffer
 	xpid, _, err := core.Exec(ctx, shim.ExecConfig{ID: "x", IO: shim.IO{NoLog: true, Stdout: &xout},
 		Process: specs.Process{Args: []string{"sh", "-c", "sleep 1000 & echo child=$!; wait"}, Cwd: "/",
 			Env: []string{"PATH=/bin:/usr/bin"}}})
