@@ -56,10 +56,10 @@ func (c *consoleSocket) close() {
 }
 
 // receive accepts one connection and takes the fd it carries.
-func (c *consoleSocket) receive() (console.Console, error) {
+func (c *consoleSocket) receive() (ptyMaster, error) {
 	conn, err := c.ln.AcceptUnix()
 	if err != nil {
-		return nil, err
+		return ptyMaster{}, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(consoleTimeout))
@@ -67,24 +67,58 @@ func (c *consoleSocket) receive() (console.Console, error) {
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return nil, fmt.Errorf("receive pty master: %w", err)
+		return ptyMaster{}, fmt.Errorf("receive pty master: %w", err)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return nil, errors.New("receive pty master: no control message")
+		return ptyMaster{}, errors.New("receive pty master: no control message")
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		return nil, errors.New("receive pty master: expected one fd")
+		return ptyMaster{}, errors.New("receive pty master: expected one fd")
 	}
-	unix.CloseOnExec(fds[0])
-	f := os.NewFile(uintptr(fds[0]), "pty-master")
+	return consoleFromFd(fds[0])
+}
+
+// ptyMaster is a pty master as the shim holds it: the console (for
+// resizes) and rw, a pollable copy of the same open file that all reading
+// and writing goes through.
+type ptyMaster struct {
+	c  console.Console
+	rw *os.File
+}
+
+func (m ptyMaster) Close() error { m.rw.Close(); return m.c.Close() }
+
+// consoleFromFd takes a pty master fd (received from the runtime, or handed
+// over by the previous image of the shim). The console is made while the
+// fd is blocking (console's Fd calls would otherwise switch it back); rw is
+// a dup made non-blocking, so Go's poller serves it and a read deadline
+// can stop its draining at a chunk boundary for an upgrade. Both are
+// closed on exec.
+func consoleFromFd(fd int) (ptyMaster, error) {
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pty-master")
 	con, err := console.ConsoleFromFile(f)
 	if err != nil {
 		f.Close()
-		return nil, err
+		return ptyMaster{}, err
 	}
-	return con, nil
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		con.Close()
+		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		con.Close()
+		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
+	}
+	return ptyMaster{c: con, rw: os.NewFile(uintptr(dup), "pty-master")}, nil
 }
 
 // withIO prepares a process's stdio, runs fn (the runtime's create or
@@ -112,7 +146,7 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 	}
 	defer cs.close()
 	type result struct {
-		c   console.Console
+		c   ptyMaster
 		err error
 	}
 	got := make(chan result, 1)
@@ -123,7 +157,7 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 	abandon := func() {
 		cs.close()
 		go func() {
-			if r := <-got; r.c != nil {
+			if r := <-got; r.c.c != nil {
 				r.c.Close()
 			}
 		}()
@@ -137,9 +171,10 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 		if r.err != nil {
 			return r.err
 		}
-		pio.setConsole(r.c)
+		pio.setConsole(r.c.c, r.c.rw)
 		if src != nil {
-			go copyStdin(nopCloser{r.c}, src)
+			pio.fed = true
+			go copyStdin(nopCloser{r.c.rw}, src)
 		}
 		return nil
 	case <-time.After(consoleTimeout):
@@ -165,6 +200,7 @@ func (s *Shim) withPipes(pio *procIO, stdin bool, src io.Reader, fn func(*stdioF
 	}
 	if src != nil {
 		pio.mu.Lock()
+		pio.fed = true
 		w := pio.stdin
 		pio.stdin = nil // the copy owns it now and closes it at the end
 		pio.mu.Unlock()

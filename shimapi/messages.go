@@ -2,6 +2,7 @@ package shimapi
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -23,6 +24,9 @@ const (
 	OpPause      = "pause"
 	OpResume     = "resume"
 	OpStats      = "stats"
+	// OpUpgrade (added within version 1: a shim that predates it answers
+	// "unknown operation", which a manager reports as not upgradable).
+	OpUpgrade = "upgrade"
 )
 
 // Message is one request to a shim: one of the types below.
@@ -84,6 +88,15 @@ type ResumeReq struct{}
 // during create.
 type StatsReq struct{}
 
+// UpgradeReq asks the shim to execve Binary in place, handing the
+// container over (see shim.Freeze). The answer, Response.Upgrade, comes
+// from the new binary once it serves; a refusal comes from the old one,
+// which goes on serving.
+type UpgradeReq struct{ Binary string }
+
+func (UpgradeReq) Op() string        { return OpUpgrade }
+func (m UpgradeReq) fill(r *Request) { r.Binary = m.Binary }
+
 func (StateReq) Op() string      { return OpState }
 func (StartReq) Op() string      { return OpStart }
 func (KillReq) Op() string       { return OpKill }
@@ -129,6 +142,7 @@ type Request struct {
 	Attach   bool           `json:"attach,omitempty"`
 	Width    uint16         `json:"width,omitempty"`
 	Height   uint16         `json:"height,omitempty"`
+	Binary   string         `json:"binary,omitempty"`
 }
 
 // NewRequest wraps m in an envelope of protocol version v.
@@ -186,6 +200,11 @@ func (r *Request) Message() (Message, error) {
 		return ResumeReq{}, nil
 	case OpStats:
 		return StatsReq{}, nil
+	case OpUpgrade:
+		if !strings.HasPrefix(r.Binary, "/") {
+			return nil, fmt.Errorf("%w: upgrade needs the new shim binary's absolute path, got %q", errdefs.ErrInvalid, r.Binary)
+		}
+		return UpgradeReq{Binary: r.Binary}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, r.Op)
 }
@@ -205,6 +224,23 @@ type Response struct {
 	State   *State `json:"state,omitempty"`
 	Exit    *Exit  `json:"exit,omitempty"`
 	Stats   *Stats `json:"stats,omitempty"`
+	// Upgrade answers OpUpgrade: the binary before and after.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+}
+
+// Upgrade says which shim binary served before an in-place upgrade and
+// which serves now, in the same process.
+type Upgrade struct {
+	Pid  int   `json:"pid"`
+	From Build `json:"from"`
+	To   Build `json:"to"`
+}
+
+// Build names a shim binary: its path and its version (the VCS revision
+// it was built from, "-dirty" when modified; "unknown" when not stamped).
+type Build struct {
+	Binary  string `json:"binary"`
+	Version string `json:"version"`
 }
 
 // Status values of a container or process on the wire.
