@@ -16,10 +16,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
@@ -516,3 +518,102 @@ func upgZombie(pid int) bool {
 	return err == nil && st.State == 'Z'
 }
 
+
+// TestUpgradeTerminalAndStdin: the pty master and the stdin pipe's write
+// end are handed over. A terminal container (cat on a pty) echoes input
+// typed before and after the upgrade and can be resized after it; a
+// container with a stdin pipe (cat) gets input before and after, and ends
+// with status 0 when its stdin is closed through the new image.
+func TestUpgradeTerminalAndStdin(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		for _, tty := range []bool{true, false} {
+			t.Run(fmt.Sprintf("terminal=%v", tty), func(t *testing.T) { upgInput(t, e, tty) })
+		}
+	})
+}
+
+func upgInput(t *testing.T, e *testutil.Env, tty bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*upgWait)
+	defer cancel()
+	id := upgID("ui")
+	b := e.BundleWith(bundle.Options{Args: []string{"cat"}, Terminal: tty})
+	c, err := e.Manager().Create(ctx, id, b, runtime.CreateOpts{Terminal: tty, Stdin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	upgType(t, c, "before-upgrade")
+	st := upgState(t, e, id)
+	next := upgNewBinary(t, e)
+	if _, err := c.Upgrade(ctx, next); err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if exe := upgExe(t, st.ShimPid); exe != next {
+		t.Fatalf("/proc/%d/exe is %s, want %s", st.ShimPid, exe, next)
+	}
+	upgType(t, c, "after-upgrade")
+	if tty {
+		if err := c.Resize(ctx, "", 120, 40); err != nil {
+			t.Errorf("resize after the upgrade: %v", err)
+		}
+	}
+	if err := c.CloseStdin(ctx, ""); err != nil {
+		t.Fatalf("close stdin after the upgrade: %v", err)
+	}
+	exit, err := c.Wait(ctx)
+	if err != nil || exit.Status != 0 {
+		t.Fatalf("cat after its stdin closed: %+v, %v; want status 0", exit, err)
+	}
+	log := upgLog(t, c)
+	for _, want := range []string{"before-upgrade", "after-upgrade"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log %q lacks %q", log, want)
+		}
+	}
+	e.MustTether("delete", id)
+	coreAssertNothingLeft(t, e)
+}
+
+// upgType attaches, writes word and a newline to the container's input and
+// waits for cat to give it back.
+func upgType(t *testing.T, c *runtime.Container, word string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), upgWait)
+	defer cancel()
+	s, err := c.Attach(ctx, "")
+	if err != nil {
+		t.Fatalf("attach: %v", err)
+	}
+	defer s.Close()
+	seen := &upgSeen{want: word, done: make(chan struct{})}
+	go s.Copy(seen, seen)
+	if _, err := s.Write([]byte(word + "\n")); err != nil {
+		t.Fatalf("write %q: %v", word, err)
+	}
+	select {
+	case <-seen.done:
+	case <-ctx.Done():
+		t.Fatalf("cat never gave %q back", word)
+	}
+}
+
+// upgSeen closes done once want has gone through it.
+type upgSeen struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	want string
+	done chan struct{}
+}
+
+func (u *upgSeen) Write(p []byte) (int, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	had := strings.Contains(u.buf.String(), u.want)
+	u.buf.Write(p)
+	if !had && strings.Contains(u.buf.String(), u.want) {
+		close(u.done)
+	}
+	return len(p), nil
+}
