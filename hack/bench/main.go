@@ -7,8 +7,10 @@
 // exec against runtime exec), exit record (SIGKILL of init to exit.json on
 // disk), logs (256 MiB of stdout through the shim against the same bytes
 // written to a file), memory (50 idle shims against 50 conmons), reattach
-// (a fresh manager's List with 10, 100 and 300 containers) and scale (300
-// containers started, listed, deleted).
+// (a fresh manager's List with 10, 100 and 300 containers), scale (300
+// containers started, listed, deleted) and upgrade (an in-place shim
+// upgrade of 20 containers one by one against a restart, and of 100 with
+// tether upgrade --all, every output byte checked).
 //
 // Everything runs in a fresh folder under /tmp with container IDs unique to
 // the run. On exit, and on SIGINT, SIGTERM or SIGHUP, every shim, init,
@@ -32,7 +34,7 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "upgrade"}
 
 func main() {
 	bin := flag.String("bin", "bin", "folder holding tether and tether-shim ('make build')")
@@ -144,6 +146,10 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	step("exec", b.execRow)
 	step("exit", b.exitRow)
 	step("logs", b.logsRow)
+	if want["upgrade"] && ctx.Err() == nil {
+		fmt.Fprintf(logw, "bench: upgrade\n")
+		rows = append(rows, b.upgradeRows(ctx)...)
+	}
 	if !(want["memory"] || want["reattach"] || want["scale"]) || ctx.Err() != nil {
 		return rows
 	}
