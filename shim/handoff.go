@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
@@ -523,7 +524,8 @@ func (s *Shim) TakeOver(ctx context.Context, h *Handoff) (int, error) {
 		unix.Close(h.Lock)
 	}
 	_, pid, _ := s.init.current()
-	s.log.WithField("pid", pid.Pid).Info("took the container over from the previous binary (upgrade)")
+	s.log.WithFields(logrus.Fields{"pid": pid.Pid, "since_handoff_ms": float64(time.Since(h.WrittenAt).Microseconds()) / 1000}).
+		Info("took the container over from the previous binary (upgrade)")
 	return pid.Pid, nil
 }
 

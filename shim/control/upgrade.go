@@ -84,6 +84,7 @@ func (c *call) upgrade(ctx context.Context, m shimapi.UpgradeReq) *shimapi.Respo
 		return c.fail(err)
 	}
 	c.leave()
+	t0 := time.Now()
 	ln, err := s.pause()
 	if err != nil {
 		return c.fail(err)
@@ -93,7 +94,7 @@ func (c *call) upgrade(ctx context.Context, m shimapi.UpgradeReq) *shimapi.Respo
 		s.unpause(ln)
 		return c.fail(err)
 	}
-	err = s.handOver(ctx, c, ln, h, m.Binary)
+	err = s.handOver(ctx, c, ln, h, m.Binary, t0)
 	// Still here: the upgrade failed before the execve.
 	os.Remove(s.st.HandoffPath())
 	s.core.Thaw(h)
@@ -104,7 +105,7 @@ func (c *call) upgrade(ctx context.Context, m shimapi.UpgradeReq) *shimapi.Respo
 
 // handOver completes the handoff and execs binary; it returns only on
 // failure.
-func (s *Server) handOver(ctx context.Context, c *call, ln *net.UnixListener, h *shim.Handoff, binary string) error {
+func (s *Server) handOver(ctx context.Context, c *call, ln *net.UnixListener, h *shim.Handoff, binary string, t0 time.Time) error {
 	f := front{Version: c.v, From: thisBuild()}
 	var err error
 	if f.Listener, err = h.Dup(ln); err != nil {
@@ -120,6 +121,7 @@ func (s *Server) handOver(ctx context.Context, c *call, ln *net.UnixListener, h 
 	if err := h.Write(path); err != nil {
 		return err
 	}
+	frozen := time.Now()
 	if err := checkHandoff(ctx, binary, s.st.Root(), s.st.ID(), path); err != nil {
 		return err
 	}
@@ -127,7 +129,8 @@ func (s *Server) handOver(ctx context.Context, c *call, ln *net.UnixListener, h 
 	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		argv = append(argv, "--debug")
 	}
-	s.log.WithField("binary", binary).Info("upgrade: handing the container over to the new binary")
+	s.log.WithFields(logrus.Fields{"binary": binary, "freeze_ms": ms(frozen.Sub(t0)), "check_ms": ms(time.Since(frozen))}).
+		Info("upgrade: handing the container over to the new binary")
 	return h.Exec(binary, argv, os.Environ())
 }
 
@@ -300,3 +303,5 @@ func fileConn(fd int) (net.Conn, error) {
 	defer f.Close()
 	return net.FileConn(f)
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
