@@ -518,7 +518,6 @@ func upgZombie(pid int) bool {
 	return err == nil && st.State == 'Z'
 }
 
-
 // TestUpgradeTerminalAndStdin: the pty master and the stdin pipe's write
 // end are handed over. A terminal container (cat on a pty) echoes input
 // typed before and after the upgrade and can be resized after it; a

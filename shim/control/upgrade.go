@@ -206,7 +206,7 @@ func checkHandoff(ctx context.Context, binary, root, id, path string) error {
 	out, err := exec.CommandContext(ctx, binary, shimapi.CheckHandoff, "--root", root, "--id", id,
 		"--handoff", path).CombinedOutput()
 	if err != nil {
-		msg := strings.TrimSpace(string(out))
+		msg, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n") // the first line says it; a usage text follows
 		if msg == "" {
 			msg = err.Error()
 		}
