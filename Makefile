@@ -3,6 +3,9 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := $(CURDIR)/bin
 DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
+# VERSION is stamped into tether-shim: an in-place upgrade reports the
+# version before and after (tether upgrade).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 export PATH := $(dir $(GO)):$(PATH)
 
 .PHONY: all deps build demo test unit lint bench fuzz clean
@@ -15,7 +18,7 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X github.com/tether-run/tether/shim/control.buildVersion=$(VERSION)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build

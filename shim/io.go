@@ -396,13 +396,10 @@ func (pio *procIO) waitDrained() bool {
 // writeStdin forwards input; it blocks while the process does not read.
 func (pio *procIO) writeStdin(p []byte) error {
 	pio.mu.Lock()
-	w, closed, frozen := pio.stdin, pio.closed, pio.frozen
+	w, closed := pio.stdin, pio.closed
 	pio.mu.Unlock()
 	if closed {
 		return errIOClosed
-	}
-	if frozen {
-		return errUpgrading
 	}
 	if w == nil {
 		return errors.New("stdin is closed or was not opened: create the container with -i")
@@ -420,6 +417,8 @@ func (pio *procIO) closeStdin() error {
 		return nil // nothing reads it any more
 	}
 	if pio.frozen {
+		// The new image holds a dup of the pipe: closing ours would not
+		// end the input. Input itself still flows (the pipe is handed over).
 		return errUpgrading
 	}
 	if pio.console != nil {

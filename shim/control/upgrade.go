@@ -215,10 +215,18 @@ func checkHandoff(ctx context.Context, binary, root, id, path string) error {
 	return nil
 }
 
-// thisBuild names the running binary.
+// buildVersion is stamped by make build (-ldflags -X): git describe.
+var buildVersion string
+
+// thisBuild names the running binary: its path and version (the stamped
+// one, else the VCS revision Go recorded, else "unknown").
 func thisBuild() shimapi.Build {
 	b := shimapi.Build{Version: "unknown"}
 	b.Binary, _ = os.Executable()
+	if buildVersion != "" {
+		b.Version = buildVersion
+		return b
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
