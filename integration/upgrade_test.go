@@ -616,3 +616,56 @@ func (u *upgSeen) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// TestUpgradeAdopted: a shim that adopted its container (its first shim
+// was killed -9) hands over the pidfd it watches init by and the output
+// pipes it reopened; the new binary keeps the adoption time, the counter's
+// output after the adoption has no gap across the upgrade, and the exit is
+// recorded: 137 from the process events connector, or UnknownStatus where
+// that connector is not available (the adopted init is not the shim's
+// child, so nothing else can tell).
+func TestUpgradeAdopted(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		ctx := context.Background()
+		id := upgID("ua")
+		c := upgStart(t, e, id, upgCounter...)
+		rcvKill(t, rcvIdent(t, e, id, "shim.pid"))
+		adopted := upgState(t, e, id) // a fresh manager adopts the orphan
+		if adopted.AdoptedAt == nil || adopted.Status != runtime.StatusRunning {
+			t.Fatalf("not adopted: %+v", adopted)
+		}
+		mark := upgLastCount(t, c)
+		testutil.Eventually(t, upgWait, "output after the adoption", func() bool { return upgLastCount(t, c) >= mark+200 })
+		c, err := e.NewManager().Load(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := upgNewBinary(t, e)
+		if _, err := c.Upgrade(ctx, next); err != nil {
+			t.Fatalf("upgrade of an adopting shim: %v", err)
+		}
+		after := upgState(t, e, id)
+		if after.ShimPid != adopted.ShimPid || upgExe(t, after.ShimPid) != next || after.AdoptedAt == nil ||
+			!after.AdoptedAt.Equal(*adopted.AdoptedAt) || after.Pid != adopted.Pid {
+			t.Fatalf("after the upgrade: %+v, want the adopting shim %d running %s, adopted at %v", after, adopted.ShimPid, next, adopted.AdoptedAt)
+		}
+		mark = upgLastCount(t, c)
+		testutil.Eventually(t, upgWait, "output after the upgrade", func() bool { return upgLastCount(t, c) >= mark+200 })
+		e.MustTether("kill", "--signal", "KILL", id)
+		out := e.Tether("wait", id).Stdout
+		if out != "137\n" && out != fmt.Sprintf("%d\n", runtime.UnknownExitStatus) {
+			t.Errorf("wait printed %q, want 137 (or unknown without process events)", out)
+		}
+		// The log after the adoption point counts on without a gap.
+		ns := upgCounts(t, upgLog(t, c))
+		var tail []int
+		for i := len(ns) - 1; i > 0 && ns[i] == ns[i-1]+1; i-- {
+			tail = ns[i-1:]
+		}
+		if len(tail) == 0 || tail[0] > mark {
+			t.Errorf("the log's last unbroken run starts at %v, before %d expected: output lost across the upgrade", tail[:min(1, len(tail))], mark)
+		}
+		e.MustTether("delete", id)
+		coreAssertNothingLeft(t, e)
+	})
+}
