@@ -28,6 +28,8 @@ func TestGoldenFrames(t *testing.T) {
 				"req-wait.json":   WaitReq{Exec: "e1"},
 				"req-delete.json": DeleteReq{Force: true},
 				"req-resize.json": ResizeReq{Width: 120, Height: 40},
+				// added within version 1 (in-place upgrade)
+				"req-upgrade.json": UpgradeReq{Binary: "/usr/local/bin/tether-shim"},
 			}
 			for name, m := range want {
 				got := goldenRequest(t, filepath.Join(dir, name))
@@ -49,6 +51,12 @@ func TestGoldenFrames(t *testing.T) {
 			goldenJSON(t, filepath.Join(dir, "resp-wait.json"), &w)
 			if w.Err(1) != nil || w.Exit == nil || w.Exit.Status != 137 || w.Exit.Reason == "" {
 				t.Errorf("wait reply: %+v", w.Exit)
+			}
+			var u Response
+			goldenJSON(t, filepath.Join(dir, "resp-upgrade.json"), &u)
+			if u.Err(1) != nil || u.Upgrade == nil || u.Upgrade.Pid != 4242 || u.Upgrade.To.Version != "v0.3-13-gdef5678" ||
+				u.Upgrade.From.Binary != "/usr/local/bin/tether-shim (deleted)" {
+				t.Errorf("upgrade reply: %+v", u.Upgrade)
 			}
 			var e Response
 			goldenJSON(t, filepath.Join(dir, "resp-error.json"), &e)
