@@ -669,3 +669,55 @@ func TestUpgradeAdopted(t *testing.T) {
 		coreAssertNothingLeft(t, e)
 	})
 }
+
+// TestUpgradeStates: a created container is upgraded and then started
+// (its output and status come through the new binary); a paused one stays
+// paused across the upgrade and resumes after it; a stopped one (its shim
+// serves it until delete) keeps its exit record.
+func TestUpgradeStates(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		ctx := context.Background()
+		next := upgNewBinary(t, e)
+		id := upgID("uc")
+		c, err := e.Manager().Create(ctx, id, e.Bundle("sh", "-c", "echo started; exit 3"), runtime.CreateOpts{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Upgrade(ctx, next); err != nil {
+			t.Fatalf("upgrade of a created container: %v", err)
+		}
+		if st := upgState(t, e, id); st.Status != runtime.StatusCreated {
+			t.Fatalf("created container after the upgrade: %+v", st)
+		}
+		e.MustTether("start", id)
+		if r := e.Tether("wait", id); r.Code != 3 {
+			t.Fatalf("wait after start: %+v", r)
+		}
+		if !strings.Contains(upgLog(t, c), "started") {
+			t.Error("the output of a container started after the upgrade is not in its log")
+		}
+		if _, err := c.Upgrade(ctx, filepath.Join(e.Bin, "tether-shim")); err != nil {
+			t.Fatalf("upgrade of a stopped container's shim: %v", err)
+		}
+		if st := upgState(t, e, id); st.Status != runtime.StatusStopped || st.ExitStatus == nil || *st.ExitStatus != 3 {
+			t.Fatalf("stopped container after the upgrade: %+v", st)
+		}
+		e.MustTether("delete", id)
+
+		id = upgID("up")
+		c = upgStart(t, e, id, "sleep", "1000")
+		e.MustTether("pause", id)
+		if _, err := c.Upgrade(ctx, next); err != nil {
+			t.Fatalf("upgrade of a paused container: %v", err)
+		}
+		if st := upgState(t, e, id); st.Status != runtime.StatusPaused {
+			t.Fatalf("paused container after the upgrade: %+v", st)
+		}
+		e.MustTether("resume", id)
+		if st := upgState(t, e, id); st.Status != runtime.StatusRunning {
+			t.Fatalf("resumed container after the upgrade: %+v", st)
+		}
+		e.MustTether("delete", "--force", id)
+		coreAssertNothingLeft(t, e)
+	})
+}
