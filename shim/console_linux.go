@@ -56,10 +56,10 @@ func (c *consoleSocket) close() {
 }
 
 // receive accepts one connection and takes the fd it carries.
-func (c *consoleSocket) receive() (ptyMaster, error) {
+func (c *consoleSocket) receive() (console.Console, error) {
 	conn, err := c.ln.AcceptUnix()
 	if err != nil {
-		return ptyMaster{}, err
+		return nil, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(consoleTimeout))
@@ -67,58 +67,65 @@ func (c *consoleSocket) receive() (ptyMaster, error) {
 	oob := make([]byte, unix.CmsgSpace(4))
 	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return ptyMaster{}, fmt.Errorf("receive pty master: %w", err)
+		return nil, fmt.Errorf("receive pty master: %w", err)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return ptyMaster{}, errors.New("receive pty master: no control message")
+		return nil, errors.New("receive pty master: no control message")
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil || len(fds) != 1 {
-		return ptyMaster{}, errors.New("receive pty master: expected one fd")
+		return nil, errors.New("receive pty master: expected one fd")
 	}
-	return consoleFromFd(fds[0])
+	unix.CloseOnExec(fds[0])
+	f := os.NewFile(uintptr(fds[0]), "pty-master")
+	con, err := console.ConsoleFromFile(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return con, nil
 }
 
-// ptyMaster is a pty master as the shim holds it: the console (for
-// resizes) and rw, a pollable copy of the same open file that all reading
-// and writing goes through.
-type ptyMaster struct {
-	c  console.Console
-	rw *os.File
+// pollable returns a dup of the pty master c, made non-blocking so that
+// Go's poller serves it: all reading and writing of the master goes
+// through it, and a read deadline can stop its draining at a chunk
+// boundary for an upgrade (see handoff.go). The console c itself (whose
+// file stays a plain one: its Fd calls change no flags) serves resizes.
+// It is closed on exec.
+func pollable(c console.Console) (*os.File, error) {
+	dup, err := unix.FcntlInt(c.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	return os.NewFile(uintptr(dup), "pty-master"), nil
 }
 
-func (m ptyMaster) Close() error { m.rw.Close(); return m.c.Close() }
-
-// consoleFromFd takes a pty master fd (received from the runtime, or handed
-// over by the previous image of the shim). The console is made while the
-// fd is blocking (console's Fd calls would otherwise switch it back); rw is
-// a dup made non-blocking, so Go's poller serves it and a read deadline
-// can stop its draining at a chunk boundary for an upgrade. Both are
-// closed on exec.
-func consoleFromFd(fd int) (ptyMaster, error) {
+// consoleFromFd takes a pty master fd handed over by the previous image
+// of the shim: the console is made while the fd is blocking, then its
+// pollable copy.
+func consoleFromFd(fd int) (console.Console, *os.File, error) {
 	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, false); err != nil {
 		unix.Close(fd)
-		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
+		return nil, nil, fmt.Errorf("pty master: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "pty-master")
 	con, err := console.ConsoleFromFile(f)
 	if err != nil {
 		f.Close()
-		return ptyMaster{}, err
+		return nil, nil, err
 	}
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	rw, err := pollable(con)
 	if err != nil {
 		con.Close()
-		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
+		return nil, nil, err
 	}
-	if err := unix.SetNonblock(dup, true); err != nil {
-		unix.Close(dup)
-		con.Close()
-		return ptyMaster{}, fmt.Errorf("pty master: %w", err)
-	}
-	return ptyMaster{c: con, rw: os.NewFile(uintptr(dup), "pty-master")}, nil
+	return con, rw, nil
 }
 
 // withIO prepares a process's stdio, runs fn (the runtime's create or
@@ -146,7 +153,7 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 	}
 	defer cs.close()
 	type result struct {
-		c   ptyMaster
+		c   console.Console
 		err error
 	}
 	got := make(chan result, 1)
@@ -157,7 +164,7 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 	abandon := func() {
 		cs.close()
 		go func() {
-			if r := <-got; r.c.c != nil {
+			if r := <-got; r.c != nil {
 				r.c.Close()
 			}
 		}()
@@ -171,10 +178,15 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 		if r.err != nil {
 			return r.err
 		}
-		pio.setConsole(r.c.c, r.c.rw)
+		rw, err := pollable(r.c)
+		if err != nil {
+			r.c.Close()
+			return err
+		}
+		pio.setConsole(r.c, rw)
 		if src != nil {
 			pio.fed = true
-			go copyStdin(nopCloser{r.c.rw}, src)
+			go copyStdin(nopCloser{rw}, src)
 		}
 		return nil
 	case <-time.After(consoleTimeout):

@@ -617,11 +617,11 @@ func (s *Shim) resumeProcess(hp HandoffProc, files store.Proc) (*process, error)
 		pio.drain(crilog.Stderr, handedFile(hp.Stderr, "stderr"))
 	}
 	if hp.Console > 0 {
-		m, err := consoleFromFd(hp.Console)
+		c, rw, err := consoleFromFd(hp.Console)
 		if err != nil {
 			return nil, err
 		}
-		pio.setConsole(m.c, m.rw)
+		pio.setConsole(c, rw)
 	}
 	if hp.Stdin > 0 {
 		pio.stdin = handedFile(hp.Stdin, "stdin")
