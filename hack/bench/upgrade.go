@@ -26,7 +26,9 @@ const (
 )
 
 // upgradeCounter prints 0, 1, 2... one number a line, pausing every
-// pause lines for usleep µs.
+// pause lines for usleep µs: output enough to catch a lost or doubled
+// line in the few milliseconds of an upgrade, without loading the machine
+// (one fork per pause).
 func upgradeCounter(pause, usleep int) []string {
 	return []string{"sh", "-c", fmt.Sprintf(`i=0; while :; do echo $i; i=$((i+1)); [ $((i%%%d)) -eq 0 ] && usleep %d; done`, pause, usleep)}
 }
@@ -56,7 +58,7 @@ func (b *bench) nextShim() (string, error) {
 
 func (b *bench) upgradeOneRow(ctx context.Context, next string) Row {
 	const name, label, target = "upgrade", "upgrade (one shim)", "< 20 ms, no byte lost"
-	ids, err := b.startCounters(ctx, "upg", upgradeOne, upgradeCounter(20, 1000))
+	ids, err := b.startCounters(ctx, "upg", upgradeOne, upgradeCounter(50, 50000)) // ~1000 lines/s each
 	if err != nil {
 		return failed(name, label, "ms", target, err)
 	}
@@ -99,7 +101,7 @@ func (b *bench) upgradeOneRow(ctx context.Context, next string) Row {
 
 func (b *bench) upgradeAllRow(ctx context.Context, next string) Row {
 	const name, label, target = "upgrade_all", "upgrade --all (per shim)", "< 20 ms, no byte lost"
-	ids, err := b.startCounters(ctx, "upa", upgradeAll, upgradeCounter(1, 100000))
+	ids, err := b.startCounters(ctx, "upa", upgradeAll, upgradeCounter(50, 500000)) // ~100 lines/s each
 	if err != nil {
 		return failed(name, label, "ms", target, err)
 	}

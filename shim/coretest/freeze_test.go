@@ -36,7 +36,7 @@ func freezeThaw(t *testing.T, rt string) {
 	e := testutil.NewEnv(t, rt)
 	id := "frz" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	b := filepath.Join(e.Root, "bundle")
-	counter := `i=0; while :; do echo $i; i=$((i+1)); [ $((i%20)) -eq 0 ] && usleep 1000; done`
+	counter := `i=0; while :; do echo $i; i=$((i+1)); [ $((i%20)) -eq 0 ] && usleep 20000; done`
 	if err := bundle.Write(b, bundle.Options{Args: []string{"sh", "-c", counter}}); err != nil {
 		t.Fatal(err)
 	}
