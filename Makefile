@@ -5,7 +5,11 @@ DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+# What 'tether version' reports: the tag (or "dev") and the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.PHONY: all deps build demo test unit lint docs bench fuzz clean
 
 all: build
 
@@ -15,19 +19,25 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build
 	@bash hack/demo.sh $(BIN) $(DEMO_ROOT)
 
-# lint: gofmt, go vet, and the import boundaries of LAYOUT.md
-# (hack/lint-imports.sh: go list -deps per package).
+# lint: gofmt, go vet, the import boundaries of LAYOUT.md
+# (hack/lint-imports.sh: go list -deps per package), and the CLI reference
+# in docs/cli current with the commands (TestDocsCurrent, also in make test).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	GO=$(GO) bash hack/lint-imports.sh
+	$(GO) test -count=1 -run '^TestDocsCurrent$$' ./cmd/tether
+
+# docs: regenerate the CLI reference (docs/cli/*.md) from the commands.
+docs:
+	$(GO) run -tags gendocs ./cmd/tether gendocs docs/cli
 
 # test: every test, with the race detector. As root the integration tests
 # must run: TETHER_REQUIRE_ROOT_TESTS turns their skip into a failure.

@@ -26,11 +26,19 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/internal/errdefs"
+	"github.com/tether-run/tether/shimapi"
 	"github.com/tether-run/tether/store"
 )
 
 // DefaultRoot is the runtime root used when Opts.Root is empty.
 const DefaultRoot = "/run/tether"
+
+// The versions this build speaks (for 'tether version'): the shim control
+// protocol and the records of a container's folder.
+const (
+	ProtocolVersion = shimapi.Version
+	RecordVersion   = store.Version
+)
 
 // Errors a caller can branch on with errors.Is. Errors from a shim carry
 // the same sentinels (the protocol's reply codes map onto them).
