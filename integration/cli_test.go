@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/testutil"
+	"github.com/tether-run/tether/runtime"
 )
 
 // TestCLICompletion: with two real containers in the root, completion
@@ -268,4 +271,43 @@ func TestCLIDockerVerbs(t *testing.T) {
 	e.MustTether("kill", "--signal", "KILL", "old2")
 	e.Tether("wait", "old2")
 	e.MustTether("delete", "--force", "old2")
+}
+
+// TestCLIWriteBundleAPI: runtime.CreateOpts.WriteBundle gets a path in
+// the container's folder; its failure, or a bundle folder given as well,
+// leaves no folder behind.
+func TestCLIWriteBundleAPI(t *testing.T) {
+	e := testutil.NewEnv(t, "runc")
+	m := e.Manager()
+	ctx := context.Background()
+	var got string
+	_, err := m.Create(ctx, "wb", "", runtime.CreateOpts{WriteBundle: func(dir string) error {
+		got = dir
+		return errors.New("no room")
+	}})
+	if err == nil || !strings.Contains(err.Error(), "no room") || !errors.Is(err, runtime.ErrInvalid) {
+		t.Errorf("a failing WriteBundle: %v", err)
+	}
+	if got != filepath.Join(e.Root, "wb", "bundle") {
+		t.Errorf("WriteBundle was given %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(e.Root, "wb")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed WriteBundle left the folder (%v)", err)
+	}
+	_, err = m.Create(ctx, "wb", e.Bundle("true"), runtime.CreateOpts{WriteBundle: func(string) error { return nil }})
+	if !errors.Is(err, runtime.ErrInvalid) {
+		t.Errorf("a bundle folder and WriteBundle: %v, want ErrInvalid", err)
+	}
+	c, err := m.Create(ctx, "wb", "", runtime.CreateOpts{WriteBundle: func(dir string) error {
+		return bundle.Write(dir, bundle.Options{Args: []string{"true"}})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(got); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("delete left the written bundle (%v)", err)
+	}
 }
