@@ -67,7 +67,7 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	st := m.folder(id)
 	if err := st.Make(); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s: %w: pick another ID or remove it with 'tether delete %s'", id, ErrExists, id)
+			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
 		}
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
@@ -110,7 +110,7 @@ func (m *Manager) createWithBundle(ctx context.Context, id, bundleDir string, op
 	st := m.folder(id)
 	if err := st.Make(); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s: %w: pick another ID or remove it with 'tether delete %s'", id, ErrExists, id)
+			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
 		}
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
@@ -160,8 +160,9 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Recor
 		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if opts.Terminal != spec.Process.Terminal {
-		return nil, "", fmt.Errorf("%w: bundle %s has process.terminal=%v but -t=%v: make them agree (tether bundle -t makes a terminal bundle)",
-			ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)
+		return nil, "", &RemedyError{Remedy: RemedyTerminalBundle, ID: id, Terminal: opts.Terminal,
+			Err: fmt.Errorf("%w: bundle %s has process.terminal=%v but the create asks for terminal=%v: make them agree",
+				ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)}
 	}
 	if opts.LogMaxSize < 0 || opts.LogMaxFiles < 0 {
 		return nil, "", fmt.Errorf("%w: log size and file count must not be negative", ErrInvalid)

@@ -38,6 +38,9 @@ type State struct {
 	// may be missing from the log, and stdin is not kept.
 	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
 	Execs     []ExecState `json:"execs,omitempty"`
+	// Remedy is what can be done about an unknown status (RemedyNone
+	// when nothing): Reason says what is wrong and names no command.
+	Remedy Remedy `json:"-"`
 }
 
 // ExecState describes one exec'd process in State.Execs.

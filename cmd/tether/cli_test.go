@@ -232,3 +232,32 @@ func TestParseContainerFlags(t *testing.T) {
 		t.Errorf("readEnvFiles: %q, %v", env, err)
 	}
 }
+
+// TestHintsFromRemedies: the library's errors and reasons name no
+// command; the CLI adds the one to type, from the remedy they carry: a
+// container that is not there, and one whose create was cut off (its
+// state, and a start refused).
+func TestHintsFromRemedies(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "half"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args       []string
+		out, errs  string
+		wantStatus int
+	}{
+		{[]string{"state", "nosuch"}, "", "tether state: container nosuch: not found in " + root + ": see 'tether list'\n", exitFailure},
+		{[]string{"state", "half"}, "remove it with 'tether delete --force half'", "", 0},
+		{[]string{"start", "half"}, "", ": remove it with 'tether delete --force half'\n", exitFailure},
+		{[]string{"inspect", "half", "nosuch"}, "remove it with 'tether delete --force half'", "see 'tether list'", exitFailure},
+		{[]string{"list", "--format", "{{.Reason}}"}, "remove it with 'tether delete --force half'", "", 0},
+	} {
+		out, errs, code := runCLI(t, append([]string{"--root", root}, tc.args...)...)
+		if code != tc.wantStatus || !strings.Contains(out, tc.out) || !strings.Contains(errs, tc.errs) ||
+			strings.Count(out+errs, "tether delete") > 1 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d, %q in stdout, %q in stderr, one hint",
+				tc.args, code, out, errs, tc.wantStatus, tc.out, tc.errs)
+		}
+	}
+}

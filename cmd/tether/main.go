@@ -100,7 +100,7 @@ func report(cmd *cobra.Command, err error, stderr io.Writer) int {
 		return exitFailure
 	}
 	name := commandName(cmd)
-	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	msg := oneLine(err)
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "%s: %s%s\n", name, msg, usageHint(cmd, ue))

@@ -116,6 +116,9 @@ func cmdList(ctx context.Context, g *globals, o listFlags) error {
 	if err != nil {
 		return err
 	}
+	for _, st := range states {
+		stateHint(st)
+	}
 	if !o.all {
 		states = filterStates(states, "running", "paused")
 	}
@@ -207,7 +210,7 @@ func cmdState(ctx context.Context, g *globals, id string) error {
 	if err != nil {
 		return err
 	}
-	return printJSON(g.stdout, st)
+	return printJSON(g.stdout, stateHint(st))
 }
 
 func inspectCmd(g *globals) *cobra.Command {
@@ -273,10 +276,15 @@ func inspectOne(ctx context.Context, m *runtime.Manager, id string) (*runtime.St
 	if err != nil {
 		return nil, err
 	}
-	return c.State(ctx)
+	st, err := c.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return stateHint(st), nil
 }
 
-// oneLine flattens an error's message to one line.
+// oneLine is an error as the CLI prints it: with the command that deals
+// with it (withHint), flattened to one line.
 func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	return strings.ReplaceAll(strings.TrimSpace(withHint(err).Error()), "\n", " ")
 }
