@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/testutil"
@@ -310,4 +311,48 @@ func TestCLIWriteBundleAPI(t *testing.T) {
 	if _, err := os.Stat(got); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("delete left the written bundle (%v)", err)
 	}
+}
+
+// TestCLIStop: stop as docker's: a container that handles TERM exits
+// with its own status; one whose init ignores it (sleep as pid 1) is
+// killed after --time (137, not before the grace time); a paused one is
+// thawed and stopped; a created one killed at once; a stopped one left
+// alone. Several at once, piped: nothing printed. The containers stay.
+func TestCLIStop(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		e.MustTether("run", "-d", "stopterm", "--", "sh", "-c", `trap "exit 3" TERM; while :; do sleep 0.1; done`)
+		e.MustTether("run", "-d", "stopdeaf", "--", "sleep", "1000")
+		e.MustTether("run", "-d", "stoppaused", "--", "sh", "-c", `trap "exit 4" TERM; while :; do sleep 0.1; done`)
+		// The trap is set once sh runs its loop: wait for its first sleep.
+		for _, id := range []string{"stopterm", "stoppaused"} {
+			testutil.Eventually(t, 10*time.Second, id+"'s loop to run", func() bool {
+				return strings.Contains(e.MustTether("exec", id, "ps"), "sleep 0.1")
+			})
+		}
+		e.MustTether("pause", "stoppaused")
+		e.MustTether("create", "stopmade", "--", "sleep", "1000")
+		start := time.Now()
+		r := e.Tether("stop", "-t", "1", "stopterm", "stopdeaf", "stoppaused", "stopmade")
+		took := time.Since(start)
+		if r.Code != 0 || r.Stdout != "" || r.Stderr != "" {
+			t.Fatalf("stop of four, piped: exit %d, stdout %q, stderr %q; want 0 and nothing printed", r.Code, r.Stdout, r.Stderr)
+		}
+		if took < time.Second {
+			t.Errorf("stop returned after %v: the container ignoring TERM was killed before --time 1", took)
+		}
+		want := "stopdeaf stopped 137\nstopmade stopped 137\nstoppaused stopped 4\nstopterm stopped 3\n"
+		if got := e.MustTether("ps", "-a", "--format", "{{.ID}} {{.Status}} {{.ExitStatus}}"); got != want {
+			t.Errorf("after stop: %q, want %q", got, want)
+		}
+		if r := e.Tether("stop", "stopterm"); r.Code != 0 || r.Stderr != "" {
+			t.Errorf("stop of a stopped container: exit %d, %q", r.Code, r.Stderr)
+		}
+		if r := e.Tether("stop", "nosuch"); r.Code != 1 || !strings.Contains(r.Stderr, "see 'tether list'") {
+			t.Errorf("stop of a missing container: exit %d, %q", r.Code, r.Stderr)
+		}
+		if r := e.Tether("stop", "-s", "NOSIG", "stopterm"); r.Code != 2 {
+			t.Errorf("stop -s NOSIG: exit %d, %q; want 2", r.Code, r.Stderr)
+		}
+		e.MustTether("rm", "stopterm", "stopdeaf", "stoppaused", "stopmade")
+	})
 }

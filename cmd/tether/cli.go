@@ -47,6 +47,7 @@ func commandList(g *globals) []*cobra.Command {
 		attachCmd(g),
 		pauseCmd(g),
 		resumeCmd(g),
+		stopCmd(g),
 		deleteCmd(g),
 		versionCmd(g),
 	}
