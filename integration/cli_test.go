@@ -243,6 +243,12 @@ func TestCLIDockerVerbs(t *testing.T) {
 	if got := e.MustTether("logs", "--timestamps", "up"); !strings.HasSuffix(strings.Split(got, "\n")[0], " one") {
 		t.Errorf("logs --timestamps: %q", got)
 	}
+	if got := e.MustTether("logs", "--since", "1h", "up"); got != "one\ntwo\n" {
+		t.Errorf("logs --since 1h: %q", got)
+	}
+	if got := e.MustTether("logs", "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "up"); got != "" {
+		t.Errorf("logs --since an hour ahead: %q, want nothing", got)
+	}
 	e.MustTether("pause", "up")
 	e.MustTether("unpause", "up")
 	follow := make(chan testutil.Result, 1)
