@@ -261,3 +261,30 @@ func TestHintsFromRemedies(t *testing.T) {
 		}
 	}
 }
+
+// TestBundleHints: the bundle package's errors name no command; a create
+// from a folder that is no bundle, or whose config.json is bad, gets the
+// way to write one.
+func TestBundleHints(t *testing.T) {
+	dir := t.TempDir()
+	empty, rootfs, bad := filepath.Join(dir, "empty"), filepath.Join(dir, "rootfs"), filepath.Join(dir, "bad")
+	for _, d := range []string{empty, filepath.Join(rootfs, "rootfs"), filepath.Join(bad, "rootfs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(bad, "config.json"), []byte("{broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for bundleDir, want := range map[string]string{
+		filepath.Join(dir, "nope"): "no such folder: write a bundle there with 'tether bundle " + filepath.Join(dir, "nope") + "'\n",
+		empty:                      "no config.json: create one with 'tether bundle " + empty + "'\n",
+		rootfs:                     "no config.json: write a default one with 'runc spec' in that folder, or a whole new bundle with 'tether bundle NEWDIR'\n",
+		bad:                        ": fix it; or write a new bundle with 'tether bundle NEWDIR'\n",
+	} {
+		_, errs, code := runCLI(t, "--root", filepath.Join(dir, "root"), "create", "--bundle", bundleDir, "b1")
+		if code != exitFailure || !strings.HasSuffix(errs, want) {
+			t.Errorf("create --bundle %s: exit %d, %q; want it to end in %q", bundleDir, code, errs, want)
+		}
+	}
+}

@@ -86,7 +86,7 @@ func cmdCreate(ctx context.Context, g *globals, id string, command []string, cf 
 		return err
 	}
 	_, err = m.Create(ctx, id, bundleDir, opts)
-	return err
+	return createHint(err, bundleDir, opts)
 }
 
 // loadOne loads the container id.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
+	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/runtime"
 )
 
@@ -84,4 +87,44 @@ func deleteHint(c *runtime.Container, err error) error {
 		return fmt.Errorf("%w: stop it with 'tether kill %s' or use 'tether delete --force %s'", err, c.ID(), c.ID())
 	}
 	return err
+}
+
+// createHint adds to a refused create how to write a bundle, when the
+// bundle was the user's (not one tether wrote: opts.WriteBundle).
+func createHint(err error, bundleDir string, opts runtime.CreateOpts) error {
+	if err == nil || opts.WriteBundle != nil {
+		return err
+	}
+	return bundleHint(err, bundleDir)
+}
+
+// bundleHint adds how to write a bundle to a create refused because dir
+// ("" for the current folder) is no bundle or its config.json is bad.
+func bundleHint(err error, dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	abs, aerr := filepath.Abs(dir)
+	if aerr != nil {
+		abs = dir
+	}
+	switch {
+	case errors.Is(err, bundle.ErrBadConfig):
+		return fmt.Errorf("%w; or write a new bundle with 'tether bundle NEWDIR'", err)
+	case !errors.Is(err, bundle.ErrNoBundle):
+		return err
+	}
+	fi, serr := os.Stat(abs)
+	switch {
+	case errors.Is(serr, os.ErrNotExist):
+		return fmt.Errorf("%w: write a bundle there with 'tether bundle %s'", err, abs)
+	case serr != nil || !fi.IsDir():
+		return err
+	}
+	// 'tether bundle' writes only into an empty or new folder; a folder
+	// that holds something (usually a rootfs) gets runc's default config.
+	if ents, rerr := os.ReadDir(abs); rerr == nil && len(ents) == 0 {
+		return fmt.Errorf("%w: create one with 'tether bundle %s'", err, abs)
+	}
+	return fmt.Errorf("%w: write a default one with 'runc spec' in that folder, or a whole new bundle with 'tether bundle NEWDIR'", err)
 }

@@ -62,7 +62,7 @@ func cmdRun(ctx context.Context, g *globals, id string, command []string, cf *cr
 	}
 	c, err := m.Create(ctx, id, bundleDir, opts)
 	if err != nil {
-		return err
+		return createHint(err, bundleDir, opts)
 	}
 	if detach {
 		return startOrUndo(ctx, c)
