@@ -27,13 +27,19 @@ const (
 	// CreateOpts.Terminal; write the bundle for the terminal asked for (or
 	// ask for the bundle's).
 	RemedyTerminalBundle
+	// RemedyOtherRoot: the root cannot be made; use a writable folder
+	// (Opts.Root).
+	RemedyOtherRoot
+	// RemedyOtherRuntime: the OCI runtime is not found; install it or
+	// name another (Opts.Runtime).
+	RemedyOtherRuntime
 )
 
 // RemedyError is an error together with what can be done about it. Its
 // text is Err's; Remedy, ID and Exec are data for a front end to phrase.
 type RemedyError struct {
 	Remedy Remedy
-	ID     string // the container
+	ID     string // the container ("" when the remedy is not about one)
 	Exec   string // the exec'd process, for RemedyKillExec
 	// Terminal is CreateOpts.Terminal, for RemedyTerminalBundle.
 	Terminal bool

@@ -13,15 +13,17 @@ import (
 )
 
 // cliCommand matches a tether command line in a message ("tether delete",
-// "'tether list'"); "tether-shim" and "a newer tether," are not commands.
-var cliCommand = regexp.MustCompile(`\btether [a-z-]`)
+// "'tether list'") or a flag of it ("--root"); "tether-shim" and "a newer
+// tether," are not commands.
+var cliCommand = regexp.MustCompile(`\btether [a-z-]|--[a-z]`)
 
 // TestNoCLIHints: the library's errors and state reasons name no tether
 // command; what can be done comes as data (RemedyError, State.Remedy)
 // for the CLI to phrase. Each case is a folder a real manager can meet:
 // none, without a record (create cut off), with a corrupt record, with an
-// unreadable shim.pid; and a create on a taken ID or with a bundle whose
-// terminal setting disagrees.
+// unreadable shim.pid; a create on a taken ID or with a bundle whose
+// terminal setting disagrees; a root that cannot be made, a runtime not
+// on PATH.
 func TestNoCLIHints(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -65,6 +67,11 @@ func TestNoCLIHints(t *testing.T) {
 		plain("reason of "+id, st.Reason)
 		wantRemedy("start of "+id, c.Start(ctx), nil, r, id)
 	}
+
+	_, err = New(Opts{Root: "/proc/version/sub"}) // under a file
+	wantRemedy("a root under a file", err, nil, RemedyOtherRoot, "")
+	_, err = (&Manager{opts: Opts{Runtime: "nosuch-oci-runtime"}}).lookRuntime()
+	wantRemedy("a runtime not on PATH", err, ErrRuntimeNotFound, RemedyOtherRuntime, "")
 
 	_, err = m.Load(ctx, "nosuch")
 	wantRemedy("load of a missing container", err, ErrNotFound, RemedyListIDs, "nosuch")

@@ -124,7 +124,7 @@ func New(opts Opts) (*Manager, error) {
 		return nil, fmt.Errorf("root %s: %w", root, err)
 	}
 	if err := checkRoot(abs); err != nil {
-		return nil, fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", abs, err)
+		return nil, withRemedy(RemedyOtherRoot, "", fmt.Errorf("cannot create root %s: %w", abs, err))
 	}
 	if opts.Runtime == "" {
 		opts.Runtime = "runc"
@@ -157,7 +157,7 @@ func checkRoot(root string) error {
 // makeRoot creates the root on first use.
 func (m *Manager) makeRoot() error {
 	if err := os.MkdirAll(m.root, 0o711); err != nil {
-		return fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", m.root, err)
+		return withRemedy(RemedyOtherRoot, "", fmt.Errorf("cannot create root %s: %w", m.root, err))
 	}
 	return nil
 }
@@ -174,8 +174,8 @@ func (m *Manager) runtimeRoot(name string) string {
 func (m *Manager) lookRuntime() (string, error) {
 	path, err := exec.LookPath(m.opts.Runtime)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q is not on PATH: install it (apt-get install %s) or choose another with --runtime",
-			ErrRuntimeNotFound, m.opts.Runtime, filepath.Base(m.opts.Runtime))
+		return "", withRemedy(RemedyOtherRuntime, "", fmt.Errorf("%w: %q is not on PATH: install it (apt-get install %s)",
+			ErrRuntimeNotFound, m.opts.Runtime, filepath.Base(m.opts.Runtime)))
 	}
 	return path, nil
 }

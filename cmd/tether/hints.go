@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/runtime"
@@ -25,8 +26,11 @@ func withHint(err error) error {
 		return err
 	}
 	h := remedyHint(re.Remedy, re.ID, re.Exec, re.Terminal)
-	if h == "" {
+	switch {
+	case h == "":
 		return err
+	case strings.HasPrefix(h, "or "): // another way to the fix the message gives
+		return fmt.Errorf("%w %s", err, h)
 	}
 	return fmt.Errorf("%w: %s", err, h)
 }
@@ -43,6 +47,10 @@ func remedyHint(r runtime.Remedy, id, exec string, terminal bool) string {
 		return fmt.Sprintf("pick another ID or remove it with 'tether delete %s'", id)
 	case runtime.RemedyListIDs:
 		return "see 'tether list'"
+	case runtime.RemedyOtherRoot:
+		return "pick a writable folder with --root"
+	case runtime.RemedyOtherRuntime:
+		return "or choose another with --runtime"
 	case runtime.RemedyTerminalBundle:
 		if terminal {
 			return "-t needs a terminal bundle: 'tether bundle -t DIR' writes one, or leave out -t"
