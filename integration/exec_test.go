@@ -589,4 +589,8 @@ func execCheckPaused(t *testing.T, e *testutil.Env, id string, paused bool) {
 	if rst, err := rt.State(ctx, id); err != nil || rst.Status != wantRT {
 		t.Errorf("%s state: %+v, %v; want %s", e.Runtime, rst, err, wantRT)
 	}
+	// and the kernel's own: the freezer of cgroup v1, or v2's cgroup.events
+	if frozen, err := testutil.CgroupFrozen(st.Pid); err != nil || frozen != paused {
+		t.Errorf("the kernel says frozen=%v (%v) for init %d's cgroup, want %v", frozen, err, st.Pid, paused)
+	}
 }

@@ -46,7 +46,7 @@ func TestHardeningHelperProcess(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process only")
 	}
-	conn, err := net.Dial("unix", path)
+	conn, err := testutil.DialUnix(path)
 	if err != nil {
 		fmt.Println("connect-error:", err)
 		os.Exit(0)
@@ -166,7 +166,7 @@ func TestHardeningInputValidation(t *testing.T) {
 // whether the shim closed the connection after it.
 func rawShim(t *testing.T, dir, raw string) (string, bool) {
 	t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(dir, socketFile))
+	conn, err := testutil.DialUnix(filepath.Join(dir, socketFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestHardeningBadClients(t *testing.T) {
 		}
 	}()
 	for i := range 250 {
-		c, err := net.Dial("unix", filepath.Join(dir, socketFile))
+		c, err := testutil.DialUnix(filepath.Join(dir, socketFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -923,14 +923,16 @@ func TestHardeningRuntimeRemoved(t *testing.T) {
 }
 
 // removeEmptyCgroups removes the (empty) cgroup folders named after the
-// given container IDs, down to four levels under /sys/fs/cgroup.
+// given container IDs, down to four levels under each cgroup mount.
 func removeEmptyCgroups(ids ...string) {
-	for _, id := range ids {
-		for depth := 1; depth <= 4; depth++ {
-			pattern := "/sys/fs/cgroup" + strings.Repeat("/*", depth-1) + "/" + id
-			dirs, _ := filepath.Glob(pattern)
-			for _, d := range dirs {
-				os.Remove(d) // rmdir: only an empty cgroup goes
+	mounts, _ := testutil.CgroupMountPoints()
+	for _, mnt := range mounts {
+		for _, id := range ids {
+			for depth := 1; depth <= 4; depth++ {
+				dirs, _ := filepath.Glob(mnt + strings.Repeat("/*", depth-1) + "/" + id)
+				for _, d := range dirs {
+					os.Remove(d) // rmdir: only an empty cgroup goes
+				}
 			}
 		}
 	}
