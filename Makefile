@@ -5,7 +5,7 @@ DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 unit lint bench fuzz clean
 
 all: build
 
@@ -34,6 +34,14 @@ lint:
 test: deps build lint
 	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=$$( [ "$$(id -u)" = 0 ] && echo 1 ) \
 	  $(GO) test -race -timeout 14m -p 2 ./...
+
+# test-cgroup2: every suite that touches cgroups or the kernel, built here
+# without -race and run on a cgroup-v2-only kernel in a throwaway VM
+# (README, "cgroup v1 and v2"). It installs qemu and fetches the kernel
+# itself. CGROUP2_FLAGS passes flags and packages (-run REGEX, -v, ./integration).
+CGROUP2_FLAGS ?=
+test-cgroup2: deps build
+	TETHER_BIN_DIR=$(BIN) GO=$(GO) bash hack/test-cgroup2.sh $(CGROUP2_FLAGS)
 
 # bench: one table, each row against a baseline measured in the same run
 # (README, "Benchmarks"); BENCH_JSON=FILE also writes the rows as JSON,
