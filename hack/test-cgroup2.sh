@@ -184,7 +184,20 @@ for p in "${pkgs[@]}"; do
 	"$GO" test -c -o "$out/$name.test" "$p" || die "building the tests of $p failed"
 	# a package whose test files all carry build constraints builds nothing
 	rel=${dir#"$repo"}; rel=${rel#/}
-	[ -x "$out/$name.test" ] && printf '%s %s %s %s\n' "$name" "$dir" "$imp" "${FLAGS[$rel]:-}" >>"$out/suites"
+	[ -x "$out/$name.test" ] || continue
+	# A suite of many sequential tests (the integration tests) is split
+	# into one shard per job, round robin over its tests: each shard is a
+	# separate run of the binary, so the VM's CPUs share the longest suite.
+	mapfile -t tests < <(cd "$dir" && "$out/$name.test" -test.list '.*' 2>/dev/null | grep '^Test')
+	if [ -z "$run_re" ] && [ "$jobs" -gt 1 ] && [ ${#tests[@]} -ge 20 ]; then
+		for ((i = 0; i < jobs; i++)); do
+			re=
+			for ((j = i; j < ${#tests[@]}; j += jobs)); do re+="${re:+|}${tests[j]}"; done
+			printf '%s %s %s %s %s %s\n' "$name" "$dir" "$imp" "$((i + 1))/$jobs" "^($re)\$" "${FLAGS[$rel]:-}" >>"$out/suites"
+		done
+	else
+		printf '%s %s %s - %s %s\n' "$name" "$dir" "$imp" "${run_re:--}" "${FLAGS[$rel]:-}" >>"$out/suites"
+	fi
 done
 
 # --- 3. the script that runs inside the VM -------------------------------------
@@ -213,27 +226,30 @@ out=$(pwd); fails=0
 echo "test-cgroup2: kernel $(uname -r), $(nproc) CPUs, cgroup $(stat -f -c %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
 [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] && ! grep -q ' cgroup ' /proc/self/mounts || { echo "test-cgroup2: this VM is not cgroup-v2-only"; exit 1; }
 one() {
-	local name=$1 dir=$2 imp=$3 flags=$4 t0 t1 rc
+	local name=$1 dir=$2 imp=$3 shard=$4 re=$5 flags=$6 t0 t1 rc log
+	log=$out/logs/$name${shard/\//-of-}.log; log=${log/-.log/.log}
+	[ "$re" = - ] && re=
 	t0=$(date +%s.%N)
 	(cd "$dir" && TETHER_BIN_DIR=$BIN TETHER_REQUIRE_ROOT_TESTS=1 "$out/$name.test" -test.timeout "$TIMEOUT" \
-		${RUN:+-test.run "$RUN"} ${VERBOSE:+-test.v} $flags >"$out/logs/$name.log" 2>&1)
+		${re:+-test.run "$re"} ${VERBOSE:+-test.v} $flags >"$log" 2>&1)
 	rc=$?
 	t1=$(date +%s.%N)
 	local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3fs", b-a}')
+	[ "$shard" = - ] && shard= || shard=" (shard $shard)"
 	if [ $rc = 0 ]; then
-		[ -n "$VERBOSE" ] && cat "$out/logs/$name.log"
-		printf 'ok  \t%s\t%s\n' "$imp" "$secs"
+		[ -n "$VERBOSE" ] && cat "$log"
+		printf 'ok  \t%s\t%s%s\n' "$imp" "$secs" "$shard"
 	else
-		cat "$out/logs/$name.log"
-		printf 'FAIL\t%s\t%s\n' "$imp" "$secs"
-		touch "$out/logs/$name.failed"
+		cat "$log"
+		printf 'FAIL\t%s\t%s%s\n' "$imp" "$secs" "$shard"
+		touch "${log%.log}.failed"
 	fi
 }
 # the longest suites first, so they overlap the short ones
-while read -r name dir imp flags; do
+while read -r name dir imp shard re flags; do
 	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
-	one "$name" "$dir" "$imp" "$flags" &
-done < <(while read -r line; do echo "$(stat -c %s "$out/${line%% *}.test") $line"; done <"$out/suites" | sort -rn | cut -d' ' -f2-)
+	one "$name" "$dir" "$imp" "$shard" "$re" "$flags" &
+done < <(while read -r line; do echo "$(stat -c %s "$out/${line%% *}.test") $line"; done <"$out/suites" | sort -s -k1,1rn | cut -d' ' -f2-)
 wait
 ls "$out"/logs/*.failed >/dev/null 2>&1 && { echo FAIL; exit 1; }
 echo PASS
@@ -249,7 +265,7 @@ case $accel in
 kvm) acc=(-accel kvm -cpu host) ;;
 *) acc=(-accel tcg,thread=multi -cpu max) ;;
 esac
-echo "test-cgroup2: $(wc -l <"$out/suites") suites in a VM with $cpus CPUs and $mem MiB ($accel), kernel $(readlink "$cache/current")" >&2
+echo "test-cgroup2: $(cut -d' ' -f1 "$out/suites" | sort -u | wc -l) suites ($(wc -l <"$out/suites") runs) in a VM with $cpus CPUs and $mem MiB ($accel), kernel $(readlink "$cache/current")" >&2
 start=$(date +%s)
 set +e
 timeout "$vm_timeout" qemu-system-x86_64 "${acc[@]}" -smp "$cpus" -m "$mem" -nographic -no-reboot -nic none \
