@@ -348,8 +348,9 @@ func coreManyAPI(t *testing.T, e *testutil.Env, b string) {
 	defer cancel()
 	ids := coreManyIDs("api")
 	m := e.Manager()
+	bundles := coreBundles(e, b, ids)
 	coreParallel(t, ids, func(id string) error {
-		c, err := m.Create(ctx, id, b, runtime.CreateOpts{})
+		c, err := m.Create(ctx, id, bundles[id], runtime.CreateOpts{})
 		if err != nil {
 			return err
 		}
@@ -386,11 +387,22 @@ func coreManyCLI(t *testing.T, e *testutil.Env, b string) {
 		}
 		return nil
 	}
-	coreParallel(t, ids, func(id string) error { return cli("run", "-d", "--bundle", b, id) })
+	bundles := coreBundles(e, b, ids)
+	coreParallel(t, ids, func(id string) error { return cli("run", "-d", "--bundle", bundles[id], id) })
 	idents := coreCheckAllRunning(t, e, ids)
 	coreParallel(t, ids, func(id string) error { return cli("delete", "--force", id) })
 	coreAssertGone(t, idents...)
 	coreAssertNothingLeft(t, e)
+}
+
+// coreBundles gives each of ids a bundle of its own on b's rootfs: one
+// cgroup per container.
+func coreBundles(e *testutil.Env, b string, ids []string) map[string]string {
+	bundles := map[string]string{}
+	for _, id := range ids {
+		bundles[id] = e.SameBundle(b)
+	}
+	return bundles
 }
 
 // coreCheckAllRunning checks that a fresh manager lists exactly ids, each

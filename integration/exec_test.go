@@ -396,7 +396,7 @@ func execInitExits(t *testing.T, e *testutil.Env, id string, hostPid bool) {
 	t.Helper()
 	b := e.Bundle("sleep", "1000")
 	if hostPid {
-		execEditSpec(t, b, func(s *specs.Spec) {
+		testutil.EditSpec(t, b, func(s *specs.Spec) {
 			s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
 				return ns.Type == specs.PIDNamespace
 			})
@@ -453,27 +453,6 @@ func execWaitCodeAll(t *testing.T, e *testutil.Env, id string, code int) {
 	t.Helper()
 	if r := e.Tether("wait", id); r.Code != code {
 		t.Fatalf("wait %s: exit %d (%s), want %d", id, r.Code, r.Stderr, code)
-	}
-}
-
-// execEditSpec rewrites a bundle's config.json.
-func execEditSpec(t *testing.T, bundle string, edit func(*specs.Spec)) {
-	t.Helper()
-	path := filepath.Join(bundle, "config.json")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	edit(&s)
-	if b, err = json.Marshal(&s); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -452,7 +452,7 @@ func TestHardeningPrivileges(t *testing.T) {
 			}
 			// A config that asks for a value gets it, in init and execs.
 			b := e.Bundle("sleep", "1000")
-			setSpec(t, b, func(s *specs.Spec) { v := 200; s.Process.OOMScoreAdj = &v })
+			testutil.EditSpec(t, b, func(s *specs.Spec) { v := 200; s.Process.OOMScoreAdj = &v })
 			c2, err := m.Create(ctx, id+"o", b, runtime.CreateOpts{})
 			if err != nil {
 				t.Fatal(err)
@@ -486,23 +486,6 @@ func underPrivate(root, p string) bool {
 		}
 	}
 	return false
-}
-
-// setSpec edits a bundle's config.json.
-func setSpec(t *testing.T, dir string, edit func(*specs.Spec)) {
-	t.Helper()
-	spec, err := bundle.LoadSpec(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit(spec)
-	b, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // guardRoot cleans a root that testutil.NewEnv does not own (a long path,
@@ -1012,7 +995,7 @@ func TestHardeningRuntimeKilledInCreate(t *testing.T) {
 				b := e.Bundle("sleep", "1000")
 				if tc.hook {
 					bin, _ = exec.LookPath(rt)
-					setSpec(t, b, func(s *specs.Spec) {
+					testutil.EditSpec(t, b, func(s *specs.Spec) {
 						s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "kill -9 $PPID"}}}}
 					})
 				}

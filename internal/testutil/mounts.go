@@ -245,3 +245,44 @@ func cgroupMountFor(m Mount, controllers string) bool {
 	}
 	return true
 }
+
+// CgroupPathDir returns the folder of the cgroup at path (a bundle's
+// linux.cgroupsPath, absolute) that holds controller's files: in the v1
+// hierarchy mounted with controller when there is one, otherwise in the
+// cgroup v2 hierarchy; v2 says which. It finds the folder even after the
+// container's processes are gone, as long as the runtime has not deleted it.
+func CgroupPathDir(path, controller string) (dir string, v2 bool, err error) {
+	ms, err := ReadMountInfo("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	for _, want := range []string{"cgroup", "cgroup2"} {
+		for _, m := range ms {
+			if m.FSType != want || (want == "cgroup" && !slices.Contains(m.Opts, controller)) || !within(path, m.Root) {
+				continue
+			}
+			rel, _ := filepath.Rel(m.Root, path)
+			dir := filepath.Join(m.Point, rel)
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				return "", false, fmt.Errorf("cgroup %s has no folder %s: %v", path, dir, err)
+			}
+			return dir, want == "cgroup2", nil
+		}
+	}
+	return "", false, fmt.Errorf("no cgroup hierarchy (v1 with %s, or v2) is mounted", controller)
+}
+
+// CgroupKeyed reads the value of key from a cgroup file of "key value"
+// lines (memory.events, pids.events, memory.oom_control).
+func CgroupKeyed(file, key string) (int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), key+" "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("%s has no %q line", file, key)
+}
