@@ -16,7 +16,9 @@
 #    repository is shared read-write at its host path.
 # 4. Runs every binary there, several at once, and prints go test's summary:
 #    an "ok" line per passing package, the whole output and a FAIL line per
-#    failing one. Exits non-zero if any failed. Full logs: bin/cgroup2/logs/.
+#    failing one. Exits non-zero if any failed. Full logs (go test -v):
+#    bin/cgroup2/logs/. When the VM runs out of time, it says how far each
+#    unfinished run got: tests passed and failed, the test running.
 #
 # Which packages run: every package with tests (go list ./...), so a new
 # suite (the containerd and podman front ends) runs here the day it lands,
@@ -38,6 +40,10 @@ set -euo pipefail
 # too (they take seconds), so nothing is left out by a guess about what
 # touches the kernel.
 SKIP=()
+
+# Counts scaled down for the emulated CPU (set in run.sh below, printed at
+# the start): TETHER_EXEC_MANY=120 execs in a row (TestExecManyInARow), not
+# 500 runc and 150 crun ones: still past the exec retention of 100.
 
 # Extra go test flags for a suite in the VM, keyed by package folder, with
 # the reason: only tests timed for a real CPU, which the host runs.
@@ -172,6 +178,7 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 	done
 fi
 [ ${#pkgs[@]} -gt 0 ] || die "no packages to run"
+echo "test-cgroup2: TestExecManyInARow runs 120 execs per runtime in the VM (TETHER_EXEC_MANY), not 500 and 150" >&2
 for rel in "${!FLAGS[@]}"; do
 	echo "test-cgroup2: $rel runs in the VM with ${FLAGS[$rel]} (FLAGS in hack/test-cgroup2.sh)" >&2
 done
@@ -230,9 +237,10 @@ one() {
 	log=$out/logs/$name${shard/\//-of-}.log; log=${log/-.log/.log}
 	[ "$re" = - ] && re=
 	t0=$(date +%s.%N)
-	(cd "$dir" && TETHER_BIN_DIR=$BIN TETHER_REQUIRE_ROOT_TESTS=1 "$out/$name.test" -test.timeout "$TIMEOUT" \
-		${re:+-test.run "$re"} ${VERBOSE:+-test.v} $flags >"$log" 2>&1)
+	(cd "$dir" && TETHER_BIN_DIR=$BIN TETHER_REQUIRE_ROOT_TESTS=1 TETHER_EXEC_MANY=120 "$out/$name.test" -test.timeout "$TIMEOUT" \
+		${re:+-test.run "$re"} -test.v $flags >"$log" 2>&1)
 	rc=$?
+	touch "${log%.log}.done"
 	t1=$(date +%s.%N)
 	local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3fs", b-a}')
 	[ "$shard" = - ] && shard= || shard=" (shard $shard)"
@@ -278,6 +286,14 @@ timeout "$vm_timeout" qemu-system-x86_64 "${acc[@]}" -smp "$cpus" -m "$mem" -nog
 qrc=${PIPESTATUS[0]}
 set -e
 echo "test-cgroup2: $(($(date +%s) - start))s in the VM" >&2
+# how far the runs that did not end got, from their -test.v logs
+for log in "$out"/logs/*.log; do
+	[ -e "$log" ] && [ ! -e "${log%.log}.done" ] || continue
+	echo "test-cgroup2: unfinished $(basename "$log" .log): $(grep -c '^--- PASS' "$log") tests passed, $(grep -c '^--- FAIL' "$log") failed, running: $(awk '
+		/^=== RUN/ && $3 !~ /\// {r[$3] = 1}
+		/^--- (PASS|FAIL|SKIP)/ {delete r[$3]}
+		END {for (k in r) printf "%s ", k}' "$log")" >&2
+done
 [ "$qrc" = 124 ] && { echo "test-cgroup2: the VM timed out after ${vm_timeout}s (TETHER_VM_TIMEOUT)" >&2; exit 1; }
 [ -f "$out/rc" ] || { echo "test-cgroup2: the VM ended without running the suites (qemu exit $qrc; see $out/console.log)" >&2; exit 1; }
 exit "$(cat "$out/rc")"
