@@ -9,7 +9,7 @@ export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all deps build demo test unit lint docs bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 unit lint docs bench fuzz clean
 
 all: build
 
@@ -44,6 +44,14 @@ docs:
 test: deps build lint
 	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=$$( [ "$$(id -u)" = 0 ] && echo 1 ) \
 	  $(GO) test -race -timeout 14m -p 2 ./...
+
+# test-cgroup2: every suite that touches cgroups or the kernel, built here
+# without -race and run on a cgroup-v2-only kernel in a throwaway VM
+# (README, "cgroup v1 and v2"). It installs qemu and fetches the kernel
+# itself. CGROUP2_FLAGS passes flags and packages (-run REGEX, -v, ./integration).
+CGROUP2_FLAGS ?=
+test-cgroup2: deps build
+	TETHER_BIN_DIR=$(BIN) GO=$(GO) bash hack/test-cgroup2.sh $(CGROUP2_FLAGS)
 
 # bench: one table, each row against a baseline measured in the same run
 # (README, "Benchmarks"); BENCH_JSON=FILE also writes the rows as JSON,

@@ -1090,7 +1090,7 @@ func rcvStartFakeShim(t *testing.T, e *testutil.Env, id, reply string) (stop fun
 	if err := os.Remove(sock); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", sock)
+	ln, err := testutil.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
