@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +13,8 @@ import (
 )
 
 // inotifySource watches a v2 group's memory.events for IN_MODIFY (the
-// kernel notifies it whenever a counter in it changes).
+// kernel notifies it whenever a counter in it changes) and the group's
+// folder for its removal.
 type inotifySource struct {
 	dir string
 	f   *os.File // the inotify fd, non-blocking, in Go's poller
@@ -28,6 +30,14 @@ func newInotifySource(dir string) (*inotifySource, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("oom watch: inotify on %s: %w", path, gone(dir, err))
 	}
+	// kernfs sends nothing on memory.events when the group goes, and no
+	// IN_DELETE_SELF on its folder (a kernfs folder keeps a link count);
+	// the rmdir does give IN_DELETE with the group's name on the parent.
+	parent := filepath.Dir(dir)
+	if _, err := unix.InotifyAddWatch(fd, parent, unix.IN_DELETE|unix.IN_DELETE_SELF|unix.IN_ONLYDIR); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("oom watch: inotify on %s: %w", parent, gone(dir, err))
+	}
 	return &inotifySource{dir: dir, f: os.NewFile(uintptr(fd), "inotify:"+path)}, nil
 }
 
@@ -40,8 +50,12 @@ func (s *inotifySource) wait(<-chan struct{}) (bool, error) {
 	removed := false
 	for off := 0; off+unix.SizeofInotifyEvent <= n; {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-		if ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0 {
-			removed = true
+		name := buf[off+unix.SizeofInotifyEvent : min(n, off+unix.SizeofInotifyEvent+int(ev.Len))]
+		switch {
+		case ev.Mask&unix.IN_DELETE != 0:
+			removed = removed || string(bytes.TrimRight(name, "\x00")) == filepath.Base(s.dir)
+		case ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0:
+			removed = true // the parent itself went
 		}
 		off += unix.SizeofInotifyEvent + int(ev.Len)
 	}
