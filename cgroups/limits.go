@@ -158,6 +158,30 @@ func (u *Update) Validate() error {
 	return nil
 }
 
+// KeepSwap fills MemorySwap, when u changes Memory alone, so the group
+// keeps the swap allowance it has now (cur is its memory as Stats read
+// it): memory plus swap becomes the new memory plus cur.SwapLimit, or no
+// limit when the memory limit is removed. Without it a cgroup v1 runtime
+// refuses to raise memory above the memory+swap limit set at create
+// ("invalid argument"). Nothing is filled when swap is unlimited or not
+// accounted (the runtime then leaves it alone), or when u sets it.
+func (u *Update) KeepSwap(cur *Memory) {
+	if u.Memory == nil || u.MemorySwap != nil || cur == nil {
+		return
+	}
+	if *u.Memory == NoLimit {
+		v := int64(NoLimit)
+		u.MemorySwap = &v
+		return
+	}
+	accounted := cur.Version == 2 || cur.V1 != nil && cur.V1.MemSwap != nil
+	if !accounted || cur.SwapLimit == Unlimited || cur.SwapLimit > math.MaxInt64-uint64(*u.Memory) {
+		return
+	}
+	v := *u.Memory + int64(cur.SwapLimit)
+	u.MemorySwap = &v
+}
+
 // Resources returns u as the OCI runtime spec's resources, the JSON that
 // `runc update --resources` and `crun update --resources` read.
 func (u *Update) Resources() *specs.LinuxResources {

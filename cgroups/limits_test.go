@@ -96,3 +96,41 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+func TestKeepSwap(t *testing.T) {
+	mem := int64(64 << 20)
+	noLimit := int64(NoLimit)
+	v1 := func(swapLimit uint64) *Memory {
+		return &Memory{Version: 1, SwapLimit: swapLimit, V1: &MemoryV1{MemSwap: &Counter{}}}
+	}
+	for _, tc := range []struct {
+		name string
+		mem  *int64
+		cur  *Memory
+		want *int64 // MemorySwap after
+	}{
+		{"v1 without swap keeps none", &mem, v1(0), ptr(mem)},
+		{"v2 with 32m of swap keeps 32m", &mem, &Memory{Version: 2, SwapLimit: 32 << 20}, ptr(mem + 32<<20)},
+		{"unlimited swap left to the runtime", &mem, v1(Unlimited), nil},
+		{"v1 without swap accounting", &mem, &Memory{Version: 1, V1: &MemoryV1{}}, nil},
+		{"memory limit removed", &noLimit, v1(0), ptr(NoLimit)},
+		{"memory not changed", nil, v1(0), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &Update{Memory: tc.mem}
+			u.KeepSwap(tc.cur)
+			if (u.MemorySwap == nil) != (tc.want == nil) || u.MemorySwap != nil && *u.MemorySwap != *tc.want {
+				t.Errorf("MemorySwap %v, want %v", deref(u.MemorySwap), deref(tc.want))
+			}
+		})
+	}
+}
+
+func ptr(v int64) *int64 { return &v }
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
