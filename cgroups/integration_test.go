@@ -19,7 +19,7 @@ import (
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/cgroups"
 	"github.com/tether-run/tether/internal/testutil"
-	"github.com/tether-run/tether/runtime/oci"
+	"github.com/tether-run/tether/oci"
 )
 
 // These tests start real containers with runc and crun on a busybox
