@@ -31,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tether-run/tether/cgroups"
 	"io"
 	"os"
 	"sync"
@@ -140,7 +141,8 @@ type Shim struct {
 	finished []*process // finished execs still kept, oldest first
 	byPid    map[int]*process
 	stash    map[int]reaper.Exit
-	begun    bool // Create or Adopt was called
+	begun    bool            // Create or Adopt was called
+	cg       *cgroups.Cgroup // init's cgroups, nil when they could not be found
 }
 
 // New prepares the core for the container in opts.Store: it lowers its
@@ -264,6 +266,9 @@ func (s *Shim) createInit(ctx context.Context) error {
 		return fromOCI(err)
 	}
 	crashPoint("shim-after-runtime-create") // recovery tests only
+	if pid, err := oci.ReadPidFile(opts.PidFile); err == nil {
+		s.loadCgroup(pid) // before track: init may exit at once
+	}
 	if err := s.track(s.init, opts.PidFile, since); err != nil {
 		return err
 	}
@@ -380,7 +385,11 @@ func (s *Shim) finish(p *process, e reaper.Exit) {
 // processes when init ended; prunes old execs), wakes its waiters and only
 // then publishes the event, so that nobody sees a half-finished state.
 func (s *Shim) record(p *process, e reaper.Exit, reason string) {
-	rec, err := p.exited(e, reason)
+	var kills uint64
+	if p == s.init {
+		kills = s.oomKills()
+	}
+	rec, err := p.exited(e, reason, kills)
 	if err != nil {
 		s.log.WithError(err).Error("exit record not written")
 	}

@@ -231,6 +231,9 @@ type State struct {
 	ExitStatus *int       `json:"exit_status,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// OOMKilled and OOMKills come from init's exit record.
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 	// AdoptedAt is when the serving shim took the container over from a
 	// shim that died.
 	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
@@ -255,6 +258,9 @@ type Exit struct {
 	Status   int       `json:"status"`
 	ExitedAt time.Time `json:"exited_at"`
 	Reason   string    `json:"reason,omitempty"`
+	// OOMKilled and OOMKills: see store.ExitRecord (init only).
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 }
 
 // Stats is the shim's own resource use.
