@@ -2,6 +2,7 @@ package shimapi
 
 import (
 	"fmt"
+	"github.com/tether-run/tether/cgroups"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -23,6 +24,11 @@ const (
 	OpPause      = "pause"
 	OpResume     = "resume"
 	OpStats      = "stats"
+	// OpMetrics and OpUpdate were added to protocol version 1 without a
+	// new version: a shim built before them answers "unknown operation"
+	// (CodeInvalid), which clients report as such.
+	OpMetrics = "metrics"
+	OpUpdate  = "update"
 )
 
 // Message is one request to a shim: one of the types below.
@@ -84,6 +90,14 @@ type ResumeReq struct{}
 // during create.
 type StatsReq struct{}
 
+// MetricsReq asks for the container's resource use and limits, read from
+// its cgroups (Response.Metrics).
+type MetricsReq struct{}
+
+// UpdateReq changes the container's limits through the OCI runtime's
+// update; only the fields set in Resources change.
+type UpdateReq struct{ Resources specs.LinuxResources }
+
 func (StateReq) Op() string      { return OpState }
 func (StartReq) Op() string      { return OpStart }
 func (KillReq) Op() string       { return OpKill }
@@ -96,6 +110,8 @@ func (CloseStdinReq) Op() string { return OpCloseStdin }
 func (PauseReq) Op() string      { return OpPause }
 func (ResumeReq) Op() string     { return OpResume }
 func (StatsReq) Op() string      { return OpStats }
+func (MetricsReq) Op() string    { return OpMetrics }
+func (UpdateReq) Op() string     { return OpUpdate }
 
 func (StateReq) fill(*Request)          {}
 func (StartReq) fill(*Request)          {}
@@ -108,6 +124,11 @@ func (m CloseStdinReq) fill(r *Request) { r.Exec = m.Exec }
 func (PauseReq) fill(*Request)          {}
 func (ResumeReq) fill(*Request)         {}
 func (StatsReq) fill(*Request)          {}
+func (MetricsReq) fill(*Request)        {}
+func (m UpdateReq) fill(r *Request) {
+	res := m.Resources
+	r.Resources = &res
+}
 func (m ExecReq) fill(r *Request) {
 	p := m.Process
 	r.Exec, r.Process, r.Terminal, r.Stdin, r.Attach = m.ID, &p, m.Terminal, m.Stdin, m.Attach
@@ -129,6 +150,8 @@ type Request struct {
 	Attach   bool           `json:"attach,omitempty"`
 	Width    uint16         `json:"width,omitempty"`
 	Height   uint16         `json:"height,omitempty"`
+	// Resources is UpdateReq's.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 // NewRequest wraps m in an envelope of protocol version v.
@@ -186,6 +209,13 @@ func (r *Request) Message() (Message, error) {
 		return ResumeReq{}, nil
 	case OpStats:
 		return StatsReq{}, nil
+	case OpMetrics:
+		return MetricsReq{}, nil
+	case OpUpdate:
+		if r.Resources == nil {
+			return nil, fmt.Errorf("%w: update needs resources", errdefs.ErrInvalid)
+		}
+		return UpdateReq{Resources: *r.Resources}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, r.Op)
 }
@@ -205,6 +235,8 @@ type Response struct {
 	State   *State `json:"state,omitempty"`
 	Exit    *Exit  `json:"exit,omitempty"`
 	Stats   *Stats `json:"stats,omitempty"`
+	// Metrics answers MetricsReq.
+	Metrics *cgroups.Stats `json:"metrics,omitempty"`
 }
 
 // Status values of a container or process on the wire.

@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/cgroups"
 	"io"
 	"net"
 	"os"
@@ -23,7 +25,6 @@ import (
 	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/unixsock"
 	"github.com/tether-run/tether/shimapi"
@@ -183,6 +184,24 @@ func (c *Client) Stats(ctx context.Context) (*shimapi.Stats, error) {
 		return nil, fmt.Errorf("stats: %w: empty answer", errdefs.ErrUnresponsive)
 	}
 	return resp.Stats, nil
+}
+
+// Metrics asks for the container's cgroup usage and limits.
+func (c *Client) Metrics(ctx context.Context) (*cgroups.Stats, error) {
+	resp, err := c.call(ctx, shimapi.MetricsReq{}, c.d.State)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Metrics == nil {
+		return nil, fmt.Errorf("metrics: %w: empty answer", errdefs.ErrUnresponsive)
+	}
+	return resp.Metrics, nil
+}
+
+// Update changes the container's limits through the OCI runtime.
+func (c *Client) Update(ctx context.Context, res *specs.LinuxResources) error {
+	_, err := c.call(ctx, shimapi.UpdateReq{Resources: *res}, c.d.Single)
+	return err
 }
 
 // Start starts the container's init.
