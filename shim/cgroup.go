@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
@@ -25,10 +26,60 @@ func (s *Shim) loadCgroup(pid int) {
 		s.log.WithError(err).Warn("container cgroup not found: OOM kills will not be recorded")
 		return
 	}
+	told, _ := cg.OOMKills() // kills before we watched were told by nobody live; the exit record keeps them
 	s.mu.Lock()
 	s.cg = cg
+	s.oomTold = told
 	s.mu.Unlock()
 	s.log.WithField("cgroup", cg.String()).Debug("container cgroup")
+}
+
+// watchOOM publishes an EventOOM for each OOM kill the container's cgroup
+// reports, until the group is removed (the runtime's delete) or ctx ends.
+// A kill whose victim is init is left to init's exit path, which publishes
+// it after the exit record holding oom_killed is durable: the kernel
+// queues SIGKILL on its victim before it counts the kill, so init is
+// Dying by the time the watcher reads the count.
+func (s *Shim) watchOOM(ctx context.Context) {
+	cg, err := s.cgroup()
+	if err != nil {
+		return
+	}
+	w, err := cg.WatchOOM(ctx)
+	if err != nil {
+		s.log.WithError(err).Warn("OOM kills will not be reported live")
+		return
+	}
+	defer w.Close()
+	for ev := range w.Events() {
+		if s.initDying() {
+			continue
+		}
+		s.announceOOM(ev.Kills, ev.Time)
+	}
+	if err := w.Err(); err != nil && !errors.Is(err, cgroups.ErrNotFound) {
+		s.log.WithError(err).Warn("OOM watch ended")
+	}
+}
+
+// initDying reports whether init has exited or is about to (SIGKILL
+// pending).
+func (s *Shim) initDying() bool {
+	status, id, _ := s.init.current()
+	return status == StatusStopped || id.Dying()
+}
+
+// announceOOM publishes an EventOOM for an OOM kill count not told yet.
+func (s *Shim) announceOOM(kills uint64, at time.Time) {
+	s.mu.Lock()
+	if kills <= s.oomTold {
+		s.mu.Unlock()
+		return
+	}
+	s.oomTold = kills
+	s.mu.Unlock()
+	s.log.WithField("oom_kills", kills).Warn("OOM kill in the container")
+	s.events.publish(Event{Kind: EventOOM, OOM: &OOM{Time: at.UTC(), Kills: kills}})
 }
 
 func (s *Shim) cgroup() (*cgroups.Cgroup, error) {
