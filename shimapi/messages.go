@@ -2,10 +2,10 @@ package shimapi
 
 import (
 	"fmt"
-	"github.com/tether-run/tether/cgroups"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/cgroups"
 	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/ids"
 )
