@@ -81,7 +81,7 @@ func TestVersionSkew(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "output in the log", func() bool {
 		return strings.Contains(e.Tether("logs", "skew").Stdout, "from-old")
 	})
-	// metrics and update were added to protocol 1 after this release: the
+	// metrics, update and pids were added to protocol 1 after this release: the
 	// old shim refuses them, and the manager says why and what to do
 	c, err := e.NewManager().Load(ctx, "skew")
 	if err != nil {
@@ -93,6 +93,9 @@ func TestVersionSkew(t *testing.T) {
 	pids := int64(50)
 	if err := c.Update(ctx, &runtime.Resources{Pids: &pids}); !errors.Is(err, runtime.ErrVersion) {
 		t.Errorf("update of an old shim's container: %v, want ErrVersion", err)
+	}
+	if _, err := c.Top(ctx); !errors.Is(err, runtime.ErrVersion) {
+		t.Errorf("top of an old shim's container: %v, want ErrVersion", err)
 	}
 	// exec, foreground and detached, and its wait
 	if r := e.Tether("exec", "skew", "--", "sh", "-c", "echo in-exec; exit 5"); r.Code != 5 || !strings.Contains(r.Stdout, "in-exec") {

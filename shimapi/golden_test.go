@@ -31,6 +31,7 @@ func TestGoldenFrames(t *testing.T) {
 				// added to version 1 later: older shims answer "unknown
 				// operation" (CodeInvalid), see OpMetrics
 				"req-metrics.json": MetricsReq{},
+				"req-pids.json":    PidsReq{},
 			}
 			for name, m := range want {
 				got := goldenRequest(t, filepath.Join(dir, name))
@@ -91,6 +92,11 @@ func goldenV1Additions(t *testing.T, dir string) {
 		s.Memory.OOMKills != 1 || s.Pids == nil || s.Pids.Current != 3 || s.Pids.Limit != 50 ||
 		s.IO == nil || len(s.IO.Devices) != 1 || s.IO.Devices[0].WriteBytes != 8192 {
 		t.Errorf("metrics reply: %+v", m.Metrics)
+	}
+	var p Response
+	goldenJSON(t, filepath.Join(dir, "resp-pids.json"), &p)
+	if !reflect.DeepEqual(p.Pids, []int{4300, 4301, 4400}) {
+		t.Errorf("pids reply: %v", p.Pids)
 	}
 	var w Response
 	goldenJSON(t, filepath.Join(dir, "resp-wait-oom.json"), &w)

@@ -29,6 +29,8 @@ const (
 	// (CodeInvalid), which clients report as such.
 	OpMetrics = "metrics"
 	OpUpdate  = "update"
+	// OpPids was added to protocol version 1 the same way.
+	OpPids = "pids"
 )
 
 // Message is one request to a shim: one of the types below.
@@ -94,6 +96,10 @@ type StatsReq struct{}
 // its cgroups (Response.Metrics).
 type MetricsReq struct{}
 
+// PidsReq asks for the host pids of the container's processes (the OCI
+// runtime's ps; Response.Pids).
+type PidsReq struct{}
+
 // UpdateReq changes the container's limits through the OCI runtime's
 // update; only the fields set in Resources change.
 type UpdateReq struct{ Resources specs.LinuxResources }
@@ -112,6 +118,7 @@ func (ResumeReq) Op() string     { return OpResume }
 func (StatsReq) Op() string      { return OpStats }
 func (MetricsReq) Op() string    { return OpMetrics }
 func (UpdateReq) Op() string     { return OpUpdate }
+func (PidsReq) Op() string       { return OpPids }
 
 func (StateReq) fill(*Request)          {}
 func (StartReq) fill(*Request)          {}
@@ -125,6 +132,7 @@ func (PauseReq) fill(*Request)          {}
 func (ResumeReq) fill(*Request)         {}
 func (StatsReq) fill(*Request)          {}
 func (MetricsReq) fill(*Request)        {}
+func (PidsReq) fill(*Request)           {}
 func (m UpdateReq) fill(r *Request) {
 	res := m.Resources
 	r.Resources = &res
@@ -211,6 +219,8 @@ func (r *Request) Message() (Message, error) {
 		return StatsReq{}, nil
 	case OpMetrics:
 		return MetricsReq{}, nil
+	case OpPids:
+		return PidsReq{}, nil
 	case OpUpdate:
 		if r.Resources == nil {
 			return nil, fmt.Errorf("%w: update needs resources", errdefs.ErrInvalid)
@@ -237,6 +247,9 @@ type Response struct {
 	Stats   *Stats `json:"stats,omitempty"`
 	// Metrics answers MetricsReq.
 	Metrics *cgroups.Stats `json:"metrics,omitempty"`
+	// Pids answers PidsReq (host pids; empty when the container has no
+	// process left).
+	Pids []int `json:"pids,omitempty"`
 }
 
 // Status values of a container or process on the wire.

@@ -233,6 +233,12 @@ func (c *call) run(ctx context.Context, msg shimapi.Message) (*shimapi.Response,
 			return c.fail(creatingHint(err)), nil
 		}
 		return &shimapi.Response{Version: c.v, Metrics: st}, nil
+	case shimapi.PidsReq:
+		pids, err := core.Pids(ctx)
+		if err != nil {
+			return c.fail(creatingHint(err)), nil
+		}
+		return &shimapi.Response{Version: c.v, Pids: pids}, nil
 	case shimapi.ExecReq:
 		return c.exec(ctx, m)
 	case shimapi.WaitReq:

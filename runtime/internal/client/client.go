@@ -199,6 +199,15 @@ func (c *Client) Metrics(ctx context.Context) (*cgroups.Stats, error) {
 	return resp.Metrics, nil
 }
 
+// Pids asks for the host pids of the container's processes.
+func (c *Client) Pids(ctx context.Context) ([]int, error) {
+	resp, err := c.call(ctx, shimapi.PidsReq{}, c.d.Single)
+	if err != nil {
+		return nil, tooOld(shimapi.OpPids, err)
+	}
+	return resp.Pids, nil
+}
+
 // Update changes the container's limits through the OCI runtime.
 func (c *Client) Update(ctx context.Context, res *specs.LinuxResources) error {
 	_, err := c.call(ctx, shimapi.UpdateReq{Resources: *res}, c.d.Single)
@@ -206,7 +215,7 @@ func (c *Client) Update(ctx context.Context, res *specs.LinuxResources) error {
 }
 
 // tooOld turns the refusal of an operation added to protocol version 1
-// after its first release (metrics, update), which shims of that release
+// after its first release (metrics, update, pids), which shims of that release
 // answer with "unknown operation" and CodeInvalid, into an error wrapping
 // errdefs.ErrVersion that says why and what to do. It is the one place
 // that matches a shim's message text: those shims send nothing better.
