@@ -226,6 +226,7 @@ func (c *Container) base(status, reason string) *State {
 func (c *Container) stopped(exit *ExitRecord) *State {
 	st := c.base(StatusStopped, exit.Reason)
 	st.ExitStatus = &exit.Status
+	st.OOMKilled, st.OOMKills = exit.OOMKilled, exit.OOMKills
 	if !exit.ExitedAt.IsZero() {
 		st.ExitedAt = &exit.ExitedAt
 	}
