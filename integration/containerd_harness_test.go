@@ -26,9 +26,9 @@ import (
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/sweep"
 	"github.com/tether-run/tether/internal/testutil"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/shim/containerd"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -259,7 +259,7 @@ func (c *ctrd) taskDir(id string) string {
 // shimPid reads the pid of task id's shim from Tether's record.
 func (c *ctrd) shimPid(id string) int {
 	c.t.Helper()
-	ident, err := shim.ReadPid(containerd.StateDir(c.taskDir(id), id), shim.ShimPidFile)
+	ident, err := store.At(filepath.Dir(containerd.StateDir(c.taskDir(id), id)), id).ReadShimPid()
 	if err != nil {
 		c.t.Fatalf("shim pid of %s: %v", id, err)
 	}
@@ -284,10 +284,10 @@ func (c *ctrd) cleanup() {
 	tasks, _ := filepath.Glob(filepath.Join(c.dir, "state", "io.containerd.runtime.v2.task", "*", "*"))
 	for _, bundleDir := range tasks {
 		id, ns := filepath.Base(bundleDir), filepath.Base(filepath.Dir(bundleDir))
-		dir := containerd.StateDir(bundleDir, id)
-		sweep.KillRecorded(dir)
+		f := store.At(filepath.Dir(containerd.StateDir(bundleDir, id)), id)
+		sweep.KillRecorded(f.Dir())
 		rt := &oci.Runtime{Command: "runc", Root: "/run/containerd/runc/" + ns}
-		if rec, err := shim.ReadRecord(dir); err == nil {
+		if rec, err := f.ReadRecord(); err == nil {
 			rt = &oci.Runtime{Command: rec.Runtime, Root: rec.RuntimeRoot}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

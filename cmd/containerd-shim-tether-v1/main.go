@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/shim"
 )
 
@@ -102,7 +103,7 @@ func (f *flags) check() error {
 	if f.namespace == "" || f.id == "" {
 		return fmt.Errorf("-namespace and -id are required")
 	}
-	if err := shim.ValidID(f.id); err != nil {
+	if err := ids.ValidID(f.id); err != nil {
 		return fmt.Errorf("task id %q: %w: Tether needs [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", f.id, err)
 	}
 	if f.bundle == "" {

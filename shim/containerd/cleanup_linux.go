@@ -12,8 +12,9 @@ import (
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/runtime/oci"
-	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/internal/restore"
+	"github.com/tether-run/tether/oci"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -43,17 +44,20 @@ const (
 // is written down, and a second call reports it again. It does not
 // remove the bundle: containerd does.
 func Cleanup(ctx context.Context, bundle, id string) (*taskapi.DeleteResponse, error) {
-	dir := StateDir(bundle, id)
-	rec, err := shim.ReadRecord(dir)
+	f, err := store.Open(stateRoot(bundle), id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := f.ReadRecord()
 	if errors.Is(err, os.ErrNotExist) {
 		// Create never got as far as the core, or Delete already ran.
 		return &taskapi.DeleteResponse{ExitStatus: StatusUnknown, ExitedAt: timestamppb.Now()}, unmountRootfs(bundle)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("task %s: %w: remove %s by hand", id, err, dir)
+		return nil, fmt.Errorf("task %s: %w: remove %s by hand", id, err, f.Dir())
 	}
-	stopShim(dir, id)
-	exit, err := finalExit(dir, rec)
+	stopShim(f, id)
+	exit, err := finalExit(f, rec)
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +74,8 @@ func Cleanup(ctx context.Context, bundle, id string) (*taskapi.DeleteResponse, e
 // stopShim kills the task's serving shim if it still runs (containerd
 // has given up on it: hung, or its socket gone), after checking through
 // a pidfd that the recorded pid is that shim.
-func stopShim(dir, id string) {
-	ident, err := shim.ReadPid(dir, shim.ShimPidFile)
+func stopShim(f *store.Folder, id string) {
+	ident, err := f.ReadShimPid()
 	if err != nil || ident.Pid == os.Getpid() {
 		return
 	}
@@ -108,16 +112,17 @@ func isServingShim(pid int, id string) bool {
 
 // finalExit returns init's exit record, writing one when there is none:
 // init still alive is killed (StatusKilled), init gone is StatusUnknown.
-func finalExit(dir string, rec *shim.Record) (*shim.ExitRecord, error) {
-	if e, err := shim.ReadExit(dir, shim.ExitFile); err == nil {
+func finalExit(f *store.Folder, rec *store.Record) (*store.ExitRecord, error) {
+	initProc := f.Init()
+	if e, err := initProc.ReadExit(); err == nil {
 		return e, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("exit record: %w", err)
 	}
-	e := &shim.ExitRecord{Version: shim.SchemaVersion, Status: StatusUnknown, Reason: ReasonNoRecord}
-	if ident, err := shim.ReadPid(dir, shim.InitPidFile); err == nil {
+	e := &store.ExitRecord{Version: store.Version, Status: StatusUnknown, Reason: ReasonNoRecord}
+	if ident, err := initProc.ReadPid(); err == nil {
 		e.Pid = ident.Pid
-		if fd, err := shim.OpenMember(rec, ident); err == nil {
+		if fd, err := restore.OpenMember(rec, ident); err == nil {
 			if unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil && proc.WaitFd(fd, 2*time.Second) {
 				e.Status, e.Reason = StatusKilled, ReasonKilledByDelete
 			}
@@ -125,9 +130,8 @@ func finalExit(dir string, rec *shim.Record) (*shim.ExitRecord, error) {
 		}
 	}
 	e.ExitedAt = time.Now().UTC()
-	if err := shim.WriteJSON(dir, shim.ExitFile, e); err != nil {
+	if err := initProc.WriteExit(e); err != nil {
 		return nil, fmt.Errorf("write exit record: %w", err)
 	}
 	return e, nil
 }
-

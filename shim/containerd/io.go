@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -176,51 +175,6 @@ func (s *sinks) startLogger(ctx context.Context, u *url.URL, ns, id string) erro
 	s.stdout, s.stderr = outW, errW
 	s.closers = append(s.closers, outW, errW)
 	return nil
-}
-
-// stdinPipe forwards a process's stdin FIFO to the process. The FIFO is
-// opened when its writer (containerd) opens it; EOF, or close, ends the
-// process's input.
-type stdinPipe struct {
-	mu     sync.Mutex
-	f      *os.File
-	closed bool
-}
-
-// forward opens path and copies it to w until EOF, then calls done.
-// Opening blocks until containerd opens the write end, so it runs apart.
-func (p *stdinPipe) forward(path string, w io.Writer, done func()) {
-	f, err := openFifoReader(path)
-	if err != nil {
-		done()
-		return
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		f.Close()
-		return
-	}
-	p.f = f
-	p.mu.Unlock()
-	io.Copy(w, f)
-	if p.close() {
-		done()
-	}
-}
-
-// close stops forwarding; it reports whether this call closed it.
-func (p *stdinPipe) close() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.closed = true
-	if p.f != nil {
-		p.f.Close()
-	}
-	return true
 }
 
 // openFifoReader opens a FIFO for reading. The open blocks (holding a

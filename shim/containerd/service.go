@@ -21,13 +21,15 @@ import (
 	"syscall"
 	"time"
 
-	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/events"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/containerd/api/types/runc/options"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -96,8 +98,7 @@ func (discard) Publish(string, proto.Message) {}
 // task is the container being served.
 type task struct {
 	id, bundle string
-	core       core
-	coreDone   <-chan error
+	core       *shim.Shim
 	mounted    bool
 	init       *process
 
@@ -115,34 +116,34 @@ type process struct {
 	mu      sync.Mutex
 	started bool
 	pid     int
-	stream  *shim.Stream
 	sinks   *sinks
-	stdin   stdinPipe
-	ioDone  chan struct{} // closed when the output copy has ended
-	exit    *shim.ExitRecord
+	stdin   *fifoReader // nil without stdin
+	exit    *store.ExitRecord
 	exited  chan struct{} // closed once exit is set and TaskExit published
-	waiting bool          // a waiter goroutine runs
 }
 
 func newProcess(execID string, in stdio) *process {
-	return &process{execID: execID, io: in, ioDone: make(chan struct{}), exited: make(chan struct{})}
+	p := &process{execID: execID, io: in, exited: make(chan struct{})}
+	if in.Stdin != "" {
+		p.stdin = &fifoReader{path: in.Stdin}
+	}
+	return p
 }
 
-func (p *process) current() (started bool, pid int, exit *shim.ExitRecord) {
+func (p *process) current() (started bool, pid int, exit *store.ExitRecord) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.started, p.pid, p.exit
 }
 
-// Write sends input to the process's current stream.
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	st := p.stream
-	p.mu.Unlock()
-	if st == nil {
-		return 0, os.ErrClosed
+// coreIO is where the core sends the process's output (containerd's, not
+// a log of Tether's) and takes its input from.
+func (p *process) coreIO(sk *sinks) shim.IO {
+	io := shim.IO{NoLog: true, Stdout: sk.stdout, Stderr: sk.stderr}
+	if p.stdin != nil {
+		io.Stdin = p.stdin
 	}
-	return st.Write(b)
+	return io
 }
 
 // getTask returns the task named id.
@@ -176,7 +177,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
 		return nil, status.Errorf(codes.Unimplemented, "create from a checkpoint: not implemented by containerd-shim-tether-v1 yet")
 	}
-	if err := shim.ValidID(r.ID); err != nil {
+	if err := ids.ValidID(r.ID); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "task id %q: %v: Tether needs [A-Za-z0-9][A-Za-z0-9_.-]{0,63}", r.ID, err)
 	}
 	s.mu.Lock()
@@ -224,28 +225,17 @@ func (s *Service) create(r *taskapi.CreateTaskRequest, opts *options.Options) (t
 	if err != nil {
 		return nil, err
 	}
-	c, done, err := startCore(coreConfig{ID: r.ID, Bundle: r.Bundle, Runtime: opts.BinaryName,
+	c, pid, err := startCore(ctx, coreConfig{ID: r.ID, Bundle: r.Bundle, Runtime: opts.BinaryName,
 		RuntimeRoot: runtimeRoot(opts.Root, s.cfg.Namespace), Terminal: r.Terminal, Stdin: r.Stdin != "",
-		Log: s.cfg.Log, ReadyTimeout: readyTimeout})
+		IO: t.init.coreIO(sk), Log: s.cfg.Log})
 	if err != nil {
 		sk.Close()
-		return nil, err
-	}
-	t.core, t.coreDone = c, done
-	st, err := c.Attach(ctx, "")
-	if err == nil {
-		var state *shim.State
-		if state, err = c.State(ctx); err == nil {
-			t.init.pid = state.Pid
-		}
-	}
-	if err != nil {
-		sk.Close()
-		c.Delete(context.Background(), true)
 		os.RemoveAll(stateRoot(r.Bundle))
 		return nil, err
 	}
-	s.connect(t, t.init, st, sk)
+	t.core = c
+	t.init.pid, t.init.sinks = pid, sk
+	go s.waitExit(t, t.init)
 	return t, nil
 }
 
@@ -284,68 +274,22 @@ func trimTypeURL(u string) string {
 	return u
 }
 
-// connect starts copying p's output from st to sk, forwarding its stdin
-// FIFO, and waiting for its exit.
-func (s *Service) connect(t *task, p *process, st *shim.Stream, sk *sinks) {
-	p.mu.Lock()
-	p.stream, p.sinks, p.waiting = st, sk, true
-	p.mu.Unlock()
-	go s.copyOutput(t, p, st)
-	if p.io.Stdin != "" {
-		go p.stdin.forward(p.io.Stdin, p, func() {
-			t.core.CloseStdin(context.Background(), p.execID)
-		})
-	}
-	go s.waitExit(t, p)
-}
-
-// copyOutput copies the process's output to containerd until it ends. A
-// stream the core cut (containerd read too slowly, or not at all while it
-// was down) is attached again: what was skipped meanwhile is still in the
-// core's log, not in containerd's.
-func (s *Service) copyOutput(t *task, p *process, st *shim.Stream) {
-	defer close(p.ioDone)
-	for {
-		rec, err := st.Copy(p.sinks.stdout, p.sinks.stderr)
-		st.Close()
-		if rec != nil {
-			return
-		}
-		if err != nil {
-			s.cfg.Log.WithError(err).WithField("exec", p.execID).Warn("output copy interrupted")
-			time.Sleep(100 * time.Millisecond)
-		}
-		if _, _, exit := p.current(); exit != nil {
-			return
-		}
-		if st, err = t.core.Attach(context.Background(), p.execID); err != nil {
-			return
-		}
-		p.mu.Lock()
-		p.stream = st
-		p.mu.Unlock()
-	}
-}
-
 // waitExit waits for the process's exit record, lets its output reach
 // containerd, and publishes TaskExit. Init's exit is published after
 // the exits of its exec'd processes.
 func (s *Service) waitExit(t *task, p *process) {
 	rec, err := t.core.Wait(context.Background(), p.execID)
 	if err != nil {
-		rec = &shim.ExitRecord{Status: 255, ExitedAt: time.Now().UTC(), Reason: err.Error()}
+		rec = &store.ExitRecord{Status: store.UnknownStatus, ExitedAt: time.Now().UTC(), Reason: err.Error()}
 		s.cfg.Log.WithError(err).WithField("exec", p.execID).Error("wait for exit")
-	}
-	select {
-	case <-p.ioDone:
-	case <-time.After(ioFlushTimeout):
-		s.cfg.Log.WithField("exec", p.execID).Warn("output still open after exit: closing it")
 	}
 	p.mu.Lock()
 	if p.sinks != nil {
-		p.sinks.Close()
+		p.sinks.Close() // the core has drained the output into them
 	}
-	p.stdin.close()
+	if p.stdin != nil {
+		p.stdin.Close()
+	}
 	p.mu.Unlock()
 	if p.execID == "" {
 		t.waitExecs(ioFlushTimeout)
@@ -420,8 +364,8 @@ func (s *Service) startExec(ctx context.Context, t *task, execID string) (*taska
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	st, stream, err := t.core.Exec(context.WithoutCancel(ctx), shim.ExecOpts{ID: execID, Process: *p.spec,
-		Terminal: p.io.Terminal, Stdin: p.io.Stdin != "", Attach: true})
+	pid, _, err := t.core.Exec(context.WithoutCancel(ctx), shim.ExecConfig{ID: execID, Process: *p.spec,
+		Terminal: p.io.Terminal, Stdin: p.io.Stdin != "", IO: p.coreIO(sk)})
 	if err != nil {
 		sk.Close()
 		t.mu.Lock()
@@ -429,16 +373,10 @@ func (s *Service) startExec(ctx context.Context, t *task, execID string) (*taska
 		t.mu.Unlock()
 		return nil, toStatus(err)
 	}
-	pid := 0
-	for _, e := range st.Execs {
-		if e.ID == execID {
-			pid = e.Pid
-		}
-	}
 	p.mu.Lock()
-	p.pid = pid
+	p.pid, p.sinks = pid, sk
 	p.mu.Unlock()
-	s.connect(t, p, stream, sk)
+	go s.waitExit(t, p)
 	s.cfg.Events.Publish(TopicTaskExecStarted, &events.TaskExecStarted{ContainerID: t.id, ExecID: execID, Pid: uint32(pid)})
 	return &taskapi.StartResponse{Pid: uint32(pid)}, nil
 }
@@ -449,7 +387,7 @@ func (s *Service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 	if err != nil {
 		return nil, err
 	}
-	if err := shim.ValidID(r.ExecID); err != nil {
+	if err := ids.ValidID(r.ExecID); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "exec id %q: %v", r.ExecID, err)
 	}
 	var spec specs.Process
@@ -495,25 +433,19 @@ func (s *Service) State(ctx context.Context, r *taskapi.StateRequest) (*taskapi.
 		resp.Status = tasktypes.Status_CREATED
 		return resp, nil
 	}
-	st, err := t.core.State(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	code, exitStatus, exitedAt := st.Status, st.ExitStatus, st.ExitedAt
-	for _, e := range st.Execs {
-		if r.ExecID != "" && e.ID == r.ExecID {
-			code, exitStatus, exitedAt = e.Status, e.ExitStatus, e.ExitedAt
+	st := t.core.State()
+	code, exit := st.Status, st.Exit
+	if r.ExecID != "" {
+		for _, e := range st.Execs {
+			if e.ID == r.ExecID {
+				code, exit = e.Status, e.Exit
+			}
 		}
 	}
 	resp.Status = statusOf(code)
-	if resp.Status == tasktypes.Status_STOPPED {
+	if resp.Status == tasktypes.Status_STOPPED && exit != nil {
 		// Recorded by the core; TaskExit is on its way.
-		if exitStatus != nil {
-			resp.ExitStatus = uint32(*exitStatus)
-		}
-		if exitedAt != nil {
-			resp.ExitedAt = timestamppb.New(*exitedAt)
-		}
+		resp.ExitStatus, resp.ExitedAt = uint32(exit.Status), timestamppb.New(exit.ExitedAt)
 	}
 	return resp, nil
 }
@@ -601,11 +533,7 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 	ctx = context.WithoutCancel(ctx)
 	started, _, exit := t.init.current()
 	if exit == nil && started {
-		st, err := t.core.State(ctx)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		if st.Status != shim.StatusStopped {
+		if st := t.core.State(); st.Status != shim.StatusStopped {
 			return nil, status.Errorf(codes.FailedPrecondition, "task %s is %s: kill it first", t.id, st.Status)
 		}
 	}
@@ -613,14 +541,10 @@ func (s *Service) Delete(ctx context.Context, r *taskapi.DeleteRequest) (*taskap
 		return nil, toStatus(err)
 	}
 	select {
-	case <-t.coreDone:
-	case <-time.After(deleteTimeout):
-		s.cfg.Log.Warn("core still running after delete")
-	}
-	select {
 	case <-t.init.exited:
 	case <-time.After(deleteTimeout):
 	}
+	t.core.Close()
 	var errs []error
 	if t.mounted {
 		errs = append(errs, unmountRootfs(t.bundle))
@@ -679,7 +603,11 @@ func (s *Service) pause(ctx context.Context, id string, pause bool) (*emptypb.Em
 	if err != nil {
 		return nil, err
 	}
-	if err := t.core.Pause(ctx, pause); err != nil {
+	op := t.core.Resume
+	if pause {
+		op = t.core.Pause
+	}
+	if err := op(ctx); err != nil {
 		return nil, toStatus(err)
 	}
 	if pause {
@@ -703,8 +631,10 @@ func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*empt
 	if !r.Stdin {
 		return &emptypb.Empty{}, nil
 	}
-	p.stdin.close()
-	if err := t.core.CloseStdin(ctx, r.ExecID); err != nil && !errors.Is(err, shim.ErrNotRunning) {
+	if p.stdin != nil {
+		p.stdin.Close()
+	}
+	if err := t.core.CloseStdin(r.ExecID); err != nil && !errors.Is(err, shim.ErrNotRunning) {
 		return nil, toStatus(err)
 	}
 	return &emptypb.Empty{}, nil
@@ -719,7 +649,7 @@ func (s *Service) ResizePty(ctx context.Context, r *taskapi.ResizePtyRequest) (*
 	if r.Width > 0xffff || r.Height > 0xffff {
 		return nil, status.Errorf(codes.InvalidArgument, "terminal size %dx%d is too large", r.Width, r.Height)
 	}
-	if err := t.core.Resize(ctx, r.ExecID, uint16(r.Width), uint16(r.Height)); err != nil {
+	if err := t.core.Resize(r.ExecID, uint16(r.Width), uint16(r.Height)); err != nil {
 		return nil, toStatus(err)
 	}
 	return &emptypb.Empty{}, nil
@@ -731,14 +661,11 @@ func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.core.State(ctx)
+	pids, err := t.core.Pids(ctx)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	pids, err := cgroupPids(st.Pid)
-	if err != nil {
-		return nil, toStatus(err)
-	}
+	st := t.core.State()
 	execOf := map[int]string{}
 	for _, e := range st.Execs {
 		if e.Status == shim.StatusRunning || e.Status == shim.StatusPaused {
@@ -819,7 +746,7 @@ func toStatus(err error) error {
 	case errors.Is(err, shim.ErrInvalid), errors.Is(err, shim.ErrCommandNotFound),
 		errors.Is(err, shim.ErrCommandNotExecutable):
 		code = codes.InvalidArgument
-	case errors.Is(err, shim.ErrUnresponsive):
+	case shim.Creating(err):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded

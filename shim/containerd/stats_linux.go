@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
 	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
+	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,10 +28,7 @@ func (s *Service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.
 	if err != nil {
 		return nil, err
 	}
-	st, err := t.core.State(ctx)
-	if err != nil {
-		return nil, toStatus(err)
-	}
+	st := t.core.State()
 	if st.Pid <= 0 {
 		return nil, status.Errorf(codes.FailedPrecondition, "task %s has no process", t.id)
 	}
@@ -89,41 +86,6 @@ func findCgroup(pid int) (*cgroup, error) {
 		return nil, errors.New("no cgroup found")
 	}
 	return cg, nil
-}
-
-// procsFile is the cgroup.procs listing the task's processes.
-func (c *cgroup) procsFile() string {
-	if c.unified != "" {
-		return filepath.Join(c.unified, "cgroup.procs")
-	}
-	for _, ctl := range []string{"pids", "memory", "cpu", "freezer"} {
-		if d, ok := c.v1[ctl]; ok {
-			return filepath.Join(d, "cgroup.procs")
-		}
-	}
-	return ""
-}
-
-// cgroupPids lists the processes in pid's cgroup.
-func cgroupPids(pid int) ([]int, error) {
-	if pid <= 0 {
-		return nil, nil
-	}
-	cg, err := findCgroup(pid)
-	if err != nil {
-		return []int{pid}, nil
-	}
-	b, err := os.ReadFile(cg.procsFile())
-	if err != nil {
-		return []int{pid}, nil
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		if n, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, n)
-		}
-	}
-	return pids, nil
 }
 
 // metrics reads the cgroup's statistics.
