@@ -243,6 +243,7 @@ func (c *ctrd) ctrCode(args ...string) (string, int) {
 	out, err := c.ctrErr(args...)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
+		c.t.Logf("%v", err)
 		return out, ee.ExitCode()
 	}
 	if err != nil {

@@ -120,10 +120,18 @@ type process struct {
 	stdin   *fifoReader // nil without stdin
 	exit    *store.ExitRecord
 	exited  chan struct{} // closed once exit is set and TaskExit published
+	// starting is set when Start (or an exec's start) begins; startDone
+	// is closed once its event is out, so TaskExit never comes first.
+	starting  bool
+	startDone chan struct{}
+	startOnce sync.Once
 }
 
+// startEnded marks the start event as published (or never to come).
+func (p *process) startEnded() { p.startOnce.Do(func() { close(p.startDone) }) }
+
 func newProcess(execID string, in stdio) *process {
-	p := &process{execID: execID, io: in, exited: make(chan struct{})}
+	p := &process{execID: execID, io: in, exited: make(chan struct{}), startDone: make(chan struct{})}
 	if in.Stdin != "" {
 		p.stdin = &fifoReader{path: in.Stdin}
 	}
@@ -284,6 +292,12 @@ func (s *Service) waitExit(t *task, p *process) {
 		s.cfg.Log.WithError(err).WithField("exec", p.execID).Error("wait for exit")
 	}
 	p.mu.Lock()
+	starting := p.starting
+	p.mu.Unlock()
+	if starting {
+		<-p.startDone
+	}
+	p.mu.Lock()
 	if p.sinks != nil {
 		p.sinks.Close() // the core has drained the output into them
 	}
@@ -337,6 +351,10 @@ func (s *Service) Start(ctx context.Context, r *taskapi.StartRequest) (*taskapi.
 	if r.ExecID != "" {
 		return s.startExec(ctx, t, r.ExecID)
 	}
+	t.init.mu.Lock()
+	t.init.starting = true
+	t.init.mu.Unlock()
+	defer t.init.startEnded()
 	if err := t.core.Start(ctx); err != nil {
 		return nil, toStatus(err)
 	}
@@ -376,8 +394,8 @@ func (s *Service) startExec(ctx context.Context, t *task, execID string) (*taska
 	p.mu.Lock()
 	p.pid, p.sinks = pid, sk
 	p.mu.Unlock()
-	go s.waitExit(t, p)
 	s.cfg.Events.Publish(TopicTaskExecStarted, &events.TaskExecStarted{ContainerID: t.id, ExecID: execID, Pid: uint32(pid)})
+	go s.waitExit(t, p)
 	return &taskapi.StartResponse{Pid: uint32(pid)}, nil
 }
 
