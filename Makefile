@@ -5,7 +5,7 @@ DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+.PHONY: all deps build demo test unit lint bench fuzz clean test-containerd2
 
 all: build
 
@@ -15,7 +15,7 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/containerd-shim-tether-v1
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build
@@ -53,3 +53,14 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# test-containerd2: the ctr and restart tests against containerd v2.x built
+# from the Go module proxy (a few minutes; not in CI).
+CONTAINERD2_VERSION ?= v2.4.2
+test-containerd2: deps build
+	GOBIN=$(CURDIR)/.cache/containerd2 CGO_ENABLED=0 $(GO) install \
+	  github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD2_VERSION) \
+	  github.com/containerd/containerd/v2/cmd/ctr@$(CONTAINERD2_VERSION)
+	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=1 \
+	  TETHER_CONTAINERD_BIN=$(CURDIR)/.cache/containerd2/containerd TETHER_CTR_BIN=$(CURDIR)/.cache/containerd2/ctr \
+	  $(GO) test -count=1 -timeout 10m -run 'TestContainerd(RunRm|DetachedTask|Restart|ShimKilled|Outage)$$' ./integration/

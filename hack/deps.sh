@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Tether's build, demo and tests need on a Debian machine:
-# runc, crun and busybox-static. Run as root. Also makes crun usable on a
+# runc, crun, busybox-static and containerd. Run as root. Also makes crun usable on a
 # cgroup v1 "hybrid" host (see README, "Hosts with hybrid cgroups").
 set -euo pipefail
 
@@ -12,6 +12,10 @@ for b in /bin/busybox /usr/bin/busybox; do
   if [ -x "$b" ] && ! readelf -l "$b" 2>/dev/null | grep -q 'INTERP'; then busybox_ok=true; fi
 done
 $busybox_ok || need+=(busybox-static)
+# containerd (with ctr) for the containerd front end's tests; script
+# (bsdutils) gives ctr -t a terminal in them.
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
