@@ -40,3 +40,10 @@ if [ "$(id -u)" -eq 0 ] && [ -f "$uni/cgroup.controllers" ] && [ "$(stat -f -c %
     fi
   done
 fi
+
+# crictl for the CRI tests, built from the Go module proxy (cri-tools is
+# not packaged in Debian 12).
+if ! command -v crictl >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  echo "deps: building crictl v1.37.0 into /usr/local/bin (a few minutes)"
+  GOBIN=/usr/local/bin CGO_ENABLED=0 "${GO:-go}" install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0
+fi
