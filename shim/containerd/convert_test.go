@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"testing"
 
-	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/api/types/runc/options"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/tether-run/tether/shim"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
