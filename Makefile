@@ -42,6 +42,7 @@ BENCH_FLAGS ?=
 bench: deps build
 	@bash hack/bench-deps.sh
 	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
+	bash hack/bench-containerd.sh $(BIN)
 
 FUZZTIME ?= 1m
 fuzz:
