@@ -152,7 +152,7 @@ state = %q
 [ttrpc]
   address = %q
 [debug]
-  level = "debug"
+  level = "trace"
 %s
 `, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), disabled, c.sock, c.sock+".ttrpc", c.extraCfg)
 }
