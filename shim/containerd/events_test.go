@@ -36,6 +36,7 @@ func TestPublisherRetriesThroughRestart(t *testing.T) {
 	// containerd goes away; the exit happens meanwhile, then containerd is
 	// back after longer than a few retries.
 	fake.Stop()
+	time.Sleep(300 * time.Millisecond) // its connections are closed
 	p.Publish(TopicTaskExit, &events.TaskExit{ContainerID: "c1", ID: "c1", Pid: 10, ExitStatus: 3})
 	p.Publish(TopicTaskDelete, &events.TaskDelete{ContainerID: "c1", Pid: 10, ExitStatus: 3})
 	time.Sleep(2500 * time.Millisecond)
