@@ -64,4 +64,4 @@ test-containerd2: deps build
 	  github.com/containerd/containerd/v2/cmd/ctr@$(CONTAINERD2_VERSION)
 	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=1 \
 	  TETHER_CONTAINERD_BIN=$(CURDIR)/.cache/containerd2/containerd TETHER_CTR_BIN=$(CURDIR)/.cache/containerd2/ctr \
-	  $(GO) test -count=1 -timeout 10m -run 'TestContainerd(RunRm|DetachedTask|Restart|ShimKilled|Outage)$$' ./integration/
+	  $(GO) test -count=1 -timeout 10m -run 'TestContainerd(RunRm|DetachedTask|Restart|ShimKilled|Outage)$$' ./integration/ctrd/

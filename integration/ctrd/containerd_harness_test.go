@@ -1,4 +1,4 @@
-package integration
+package ctrd
 
 // The containerd harness: a private containerd per test (temp root, state
 // and sockets, its own config), started by the test and killed by its

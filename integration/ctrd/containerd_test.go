@@ -1,4 +1,4 @@
-package integration
+package ctrd
 
 // containerd end to end with ctr: Debian's containerd (or
 // TETHER_CONTAINERD_BIN), private per test, runtime io.containerd.tether.v1.
@@ -160,7 +160,7 @@ func TestContainerdTerminal(t *testing.T) {
 		t.Fatalf("script (bsdutils) is needed for the terminal test: %v", err)
 	}
 	cmdline := strings.Join([]string{"stty", "cols", "91", "rows", "27;", ctrBin(), "--address", c.sock, "--namespace", c.ns,
-		"run", "--rm", "-t", "--runtime", tetherRuntime, "--rootfs", c.rootfs(), id, "/bin/sh", "-c", "'stty size; exit 4'"}, " ")
+		"run", "--rm", "-t", "--runtime", tetherRuntime, "--rootfs", c.rootfs(), id, "/bin/sh", "-c", "'sleep 0.3; stty size; exit 4'"}, " ")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, "-qec", cmdline, "/dev/null")

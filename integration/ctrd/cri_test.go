@@ -1,4 +1,4 @@
-package integration
+package ctrd
 
 // Kubernetes' CRI through containerd's CRI plugin and crictl, with the
 // runtime handler "tether". Images are built here as OCI archives from the

@@ -1,4 +1,4 @@
-package integration
+package ctrd
 
 // The runtime v2 contract without containerd: start and delete by hand, a
 // real ttrpc client, and a fake events service.
