@@ -34,14 +34,25 @@ for _ in $(seq 100); do C version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN/tether" bundle "$T/b" >/dev/null
 ms() { date +%s%N; }
 declare -A START PSS THR
+declare -A TIMES
+# One untimed start each first: containerd loads each shim and runtime once.
+for rt in io.containerd.tether.v1 io.containerd.runc.v2; do
+  C run -d --runtime "$rt" --rootfs "$T/b/rootfs" "w-${rt//./-}" /bin/sleep 1000 >/dev/null
+done
+# Starts alternate between the runtimes, so a load change on this shared
+# host falls on both columns alike.
+for i in $(seq "$N"); do
+  for rt in io.containerd.tether.v1 io.containerd.runc.v2; do
+    short=${rt#io.containerd.}; short=${short%%.*}
+    t0=$(ms); C run -d --runtime "$rt" --rootfs "$T/b/rootfs" "s-$short-$i" /bin/sleep 1000 >/dev/null; t1=$(ms)
+    TIMES[$short]+=" $(( (t1 - t0) / 1000000 ))"
+  done
+done
+for short in tether runc; do
+  START[$short]=$(printf '%s\n' ${TIMES[$short]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+done
 for rt in io.containerd.tether.v1 io.containerd.runc.v2; do
   short=${rt#io.containerd.}; short=${short%%.*}
-  times=()
-  for i in $(seq "$N"); do
-    t0=$(ms); C run -d --runtime "$rt" --rootfs "$T/b/rootfs" "s-$short-$i" /bin/sleep 1000 >/dev/null; t1=$(ms)
-    times+=($(( (t1 - t0) / 1000000 )))
-  done
-  START[$short]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   for i in $(seq $((N + 1)) "$M"); do C run -d --runtime "$rt" --rootfs "$T/b/rootfs" "s-$short-$i" /bin/sleep 1000 >/dev/null; done
 done
 sleep 5
