@@ -9,7 +9,7 @@ export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all deps build demo test test-cgroup2 unit lint docs bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 test-containerd2 unit lint docs bench fuzz clean
 
 all: build
 
@@ -19,7 +19,7 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/containerd-shim-tether-v1
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build
@@ -60,6 +60,7 @@ BENCH_FLAGS ?=
 bench: deps build
 	@bash hack/bench-deps.sh
 	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
+	bash hack/bench-containerd.sh $(BIN)
 
 FUZZTIME ?= 1m
 fuzz:
@@ -71,3 +72,14 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# test-containerd2: the ctr and restart tests against containerd v2.x built
+# from the Go module proxy (a few minutes; not in CI).
+CONTAINERD2_VERSION ?= v2.4.2
+test-containerd2: deps build
+	GOBIN=$(CURDIR)/.cache/containerd2 CGO_ENABLED=0 $(GO) install \
+	  github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD2_VERSION) \
+	  github.com/containerd/containerd/v2/cmd/ctr@$(CONTAINERD2_VERSION)
+	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=1 \
+	  TETHER_CONTAINERD_BIN=$(CURDIR)/.cache/containerd2/containerd TETHER_CTR_BIN=$(CURDIR)/.cache/containerd2/ctr \
+	  $(GO) test -count=1 -timeout 10m -run 'TestContainerd(RunRm|DetachedTask|Restart|ShimKilled|Outage)$$' ./integration/ctrd/

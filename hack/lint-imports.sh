@@ -37,6 +37,7 @@ check internal/restore deps shim runtime cmd
 # The shim never reaches the manager: it may be dead.
 check shim deps runtime cmd
 check shim/control deps runtime cmd
+check shim/containerd deps runtime cmd
 # The manager never links the shim server.
 check runtime deps shim cmd
 # The CLI goes through runtime like any supervisor.
