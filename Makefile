@@ -3,12 +3,13 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN := $(CURDIR)/bin
 DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
-# VERSION is stamped into tether-shim: an in-place upgrade reports the
-# version before and after (tether upgrade).
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+# What 'tether version' reports: the tag (or "dev") and the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+
+.PHONY: all deps build demo test test-cgroup2 test-containerd2 unit lint docs bench fuzz clean
 
 all: build
 
@@ -18,25 +19,39 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X github.com/tether-run/tether/shim/control.buildVersion=$(VERSION)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X github.com/tether-run/tether/shim/control.buildVersion=$(VERSION)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/containerd-shim-tether-v1
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build
 	@bash hack/demo.sh $(BIN) $(DEMO_ROOT)
 
-# lint: gofmt, go vet, and the import boundaries of LAYOUT.md
-# (hack/lint-imports.sh: go list -deps per package).
+# lint: gofmt, go vet, the import boundaries of LAYOUT.md
+# (hack/lint-imports.sh: go list -deps per package), and the CLI reference
+# in docs/cli current with the commands (TestDocsCurrent, also in make test).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	GO=$(GO) bash hack/lint-imports.sh
+	$(GO) test -count=1 -run '^TestDocsCurrent$$' ./cmd/tether
+
+# docs: regenerate the CLI reference (docs/cli/*.md) from the commands.
+docs:
+	$(GO) run -tags gendocs ./cmd/tether gendocs docs/cli
 
 # test: every test, with the race detector. As root the integration tests
 # must run: TETHER_REQUIRE_ROOT_TESTS turns their skip into a failure.
 test: deps build lint
 	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=$$( [ "$$(id -u)" = 0 ] && echo 1 ) \
 	  $(GO) test -race -timeout 14m -p 2 ./...
+
+# test-cgroup2: every suite that touches cgroups or the kernel, built here
+# without -race and run on a cgroup-v2-only kernel in a throwaway VM
+# (README, "cgroup v1 and v2"). It installs qemu and fetches the kernel
+# itself. CGROUP2_FLAGS passes flags and packages (-run REGEX, -v, ./integration).
+CGROUP2_FLAGS ?=
+test-cgroup2: deps build
+	TETHER_BIN_DIR=$(BIN) GO=$(GO) bash hack/test-cgroup2.sh $(CGROUP2_FLAGS)
 
 # bench: one table, each row against a baseline measured in the same run
 # (README, "Benchmarks"); BENCH_JSON=FILE also writes the rows as JSON,
@@ -45,6 +60,7 @@ BENCH_FLAGS ?=
 bench: deps build
 	@bash hack/bench-deps.sh
 	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
+	bash hack/bench-containerd.sh $(BIN)
 
 FUZZTIME ?= 1m
 fuzz:
@@ -56,3 +72,14 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# test-containerd2: the ctr and restart tests against containerd v2.x built
+# from the Go module proxy (a few minutes; not in CI).
+CONTAINERD2_VERSION ?= v2.4.2
+test-containerd2: deps build
+	GOBIN=$(CURDIR)/.cache/containerd2 CGO_ENABLED=0 $(GO) install \
+	  github.com/containerd/containerd/v2/cmd/containerd@$(CONTAINERD2_VERSION) \
+	  github.com/containerd/containerd/v2/cmd/ctr@$(CONTAINERD2_VERSION)
+	TETHER_BIN_DIR=$(BIN) TETHER_REQUIRE_ROOT_TESTS=1 \
+	  TETHER_CONTAINERD_BIN=$(CURDIR)/.cache/containerd2/containerd TETHER_CTR_BIN=$(CURDIR)/.cache/containerd2/ctr \
+	  $(GO) test -count=1 -timeout 10m -run 'TestContainerd(RunRm|DetachedTask|Restart|ShimKilled|Outage)$$' ./integration/ctrd/

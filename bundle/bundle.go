@@ -42,6 +42,21 @@ type Options struct {
 	// /bin/busybox, /usr/bin/busybox. A dynamically linked one is refused
 	// in either case.
 	Busybox string
+	// Rootfs, when set, is an existing root filesystem folder: config.json's
+	// root.path names it (made absolute) and no rootfs is built, so no
+	// busybox is needed.
+	Rootfs string
+	// User is the process's uid, gid and additional gids; the zero value
+	// is root.
+	User specs.User
+	// ReadOnly makes the root filesystem read-only (root.readonly).
+	ReadOnly bool
+	// Mounts are added after the default mounts (bind mounts of host
+	// folders or files, for example).
+	Mounts []specs.Mount
+	// Resources, when set, replaces the default linux.resources; its
+	// device rules are kept as the default's when it has none.
+	Resources *specs.LinuxResources
 }
 
 // Write creates an OCI bundle in dir: config.json and rootfs/, a minimal
@@ -57,15 +72,14 @@ type Options struct {
 // first and config.json last, so a bundle with a config.json is complete;
 // on any failure everything Write made is removed again, including the
 // parents it created.
+//
+// With opts.Rootfs set, only config.json is written and its root.path is
+// that folder.
 func Write(dir string, opts Options) error {
 	if dir == "" {
 		return newError(dir, nil, nil, "no folder given: name the folder to write the bundle to")
 	}
-	spec, err := newSpec(opts)
-	if err != nil {
-		return newError(dir, nil, err, err.Error())
-	}
-	busybox, err := findBusybox(opts.Busybox)
+	spec, busybox, err := Check(opts)
 	if err != nil {
 		return newError(dir, nil, err, err.Error())
 	}
@@ -83,22 +97,53 @@ func Write(dir string, opts Options) error {
 	return nil
 }
 
+// Check returns the spec Write would write for opts, and the busybox it
+// would copy ("" with opts.Rootfs), without writing anything: a caller can
+// refuse bad options before it makes anything.
+func Check(opts Options) (*specs.Spec, string, error) {
+	spec, err := newSpec(opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if opts.Rootfs != "" {
+		abs, err := filepath.Abs(opts.Rootfs)
+		if err != nil {
+			return nil, "", err
+		}
+		if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+			return nil, "", fmt.Errorf("%w: rootfs %s is not a folder: give the folder holding the container's files", ErrBadConfig, abs)
+		}
+		spec.Root.Path = abs
+		return spec, "", nil
+	}
+	busybox, err := findBusybox(opts.Busybox)
+	if err != nil {
+		return nil, "", err
+	}
+	return spec, busybox, nil
+}
+
 // writeIn fills the existing empty folder dir through a temporary folder,
-// and leaves dir as empty as it found it if that fails.
+// and leaves dir as empty as it found it if that fails. Without a busybox
+// (spec.Root names an existing rootfs) only config.json is written.
 func writeIn(dir, busybox string, spec *specs.Spec) error {
 	tmp, err := os.MkdirTemp(dir, ".tether-bundle-")
 	if err != nil {
 		return newError(dir, nil, err, "create temporary folder: "+err.Error())
 	}
 	defer os.RemoveAll(tmp)
-	if err := buildRootfs(filepath.Join(tmp, "rootfs"), busybox, spec.Hostname); err != nil {
-		return newError(dir, nil, err, "make rootfs: "+err.Error())
+	if busybox != "" {
+		if err := buildRootfs(filepath.Join(tmp, "rootfs"), busybox, spec.Hostname); err != nil {
+			return newError(dir, nil, err, "make rootfs: "+err.Error())
+		}
 	}
 	if err := writeConfig(filepath.Join(tmp, "config.json"), spec); err != nil {
 		return newError(dir, nil, err, "write config.json: "+err.Error())
 	}
-	if err := os.Rename(filepath.Join(tmp, "rootfs"), filepath.Join(dir, "rootfs")); err != nil {
-		return newError(dir, nil, err, "move rootfs into place: "+err.Error())
+	if busybox != "" {
+		if err := os.Rename(filepath.Join(tmp, "rootfs"), filepath.Join(dir, "rootfs")); err != nil {
+			return newError(dir, nil, err, "move rootfs into place: "+err.Error())
+		}
 	}
 	if err := os.Rename(filepath.Join(tmp, "config.json"), filepath.Join(dir, "config.json")); err != nil {
 		os.RemoveAll(filepath.Join(dir, "rootfs"))

@@ -33,13 +33,26 @@ func newSpec(opts Options) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, m := range opts.Mounts {
+		if !path.IsAbs(m.Destination) {
+			return nil, fmt.Errorf("mount destination %q is not absolute: give a path starting with /", m.Destination)
+		}
+	}
+	linux := defaultLinux()
+	if r := opts.Resources; r != nil {
+		res := *r
+		if len(res.Devices) == 0 {
+			res.Devices = linux.Resources.Devices
+		}
+		linux.Resources = &res
+	}
 	return &specs.Spec{
 		Version:  ociVersion,
 		Process:  proc,
-		Root:     &specs.Root{Path: "rootfs"},
+		Root:     &specs.Root{Path: "rootfs", Readonly: opts.ReadOnly},
 		Hostname: orDefault(opts.Hostname, defaultHostname),
-		Mounts:   defaultMounts(),
-		Linux:    defaultLinux(),
+		Mounts:   append(defaultMounts(), opts.Mounts...),
+		Linux:    linux,
 	}, nil
 }
 
@@ -55,7 +68,7 @@ func newProcess(opts Options) (*specs.Process, error) {
 	}
 	return &specs.Process{
 		Terminal:        opts.Terminal,
-		User:            specs.User{UID: 0, GID: 0},
+		User:            opts.User,
 		Args:            append([]string(nil), args...),
 		Env:             mergeEnv(defaultEnv, opts.Env),
 		Cwd:             cwd,

@@ -12,8 +12,9 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// recreateHint is the fix offered when config.json is beyond repair.
-const recreateHint = "fix it, or write a new bundle with 'tether bundle NEWDIR'"
+// The messages say what is wrong and name no command of a front end: the
+// tether CLI adds how to write a bundle (with 'tether bundle') from the
+// sentinel.
 
 // Validate checks the bundle folder dir before it is handed to an OCI
 // runtime: dir is an existing directory holding a config.json that parses
@@ -28,7 +29,7 @@ func Validate(dir string) (*specs.Spec, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, newError(dir, ErrNoBundle, err,
-			fmt.Sprintf("no such folder: write a bundle there with 'tether bundle %s'", dir))
+			"no such folder")
 	case err != nil:
 		return nil, newError(dir, ErrNoBundle, err, err.Error())
 	case !fi.IsDir():
@@ -56,27 +57,16 @@ func Validate(dir string) (*specs.Spec, error) {
 func LoadSpec(dir string) (*specs.Spec, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, newError(dir, ErrNoBundle, err, "no config.json: "+noConfigHint(dir))
+		return nil, newError(dir, ErrNoBundle, err, "no config.json")
 	}
 	if err != nil {
 		return nil, newError(dir, ErrBadConfig, err, "cannot read config.json: "+err.Error())
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, newError(dir, ErrBadConfig, err, describeJSONError(data, err)+": "+recreateHint)
+		return nil, newError(dir, ErrBadConfig, err, describeJSONError(data, err)+": fix it")
 	}
 	return &spec, nil
-}
-
-// noConfigHint says how to get a config.json into dir: `tether bundle`
-// writes only into an empty or new folder, so a folder that already holds
-// something (usually a rootfs) gets runc's default config instead.
-func noConfigHint(dir string) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) == 0 {
-		return fmt.Sprintf("create one with 'tether bundle %s'", dir)
-	}
-	return "write a default one with 'runc spec' in that folder, or a whole new bundle with 'tether bundle NEWDIR'"
 }
 
 // describeJSONError says where in data the JSON error err happened.
@@ -111,7 +101,7 @@ func lineCol(data []byte, offset int64) (line, col int) {
 func checkProcess(dir string, spec *specs.Spec) error {
 	if spec.Process == nil {
 		return newError(dir, ErrBadConfig, nil,
-			`config.json has no "process": add one with "args", or write a new bundle with 'tether bundle NEWDIR'`)
+			`config.json has no "process": add one with "args"`)
 	}
 	if len(spec.Process.Args) == 0 || spec.Process.Args[0] == "" {
 		return newError(dir, ErrBadConfig, nil,

@@ -6,7 +6,6 @@ package integration
 // bad input. Every test that runs a container runs once per OCI runtime.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -349,8 +348,9 @@ func coreManyAPI(t *testing.T, e *testutil.Env, b string) {
 	defer cancel()
 	ids := coreManyIDs("api")
 	m := e.Manager()
+	bundles := coreBundles(e, b, ids)
 	coreParallel(t, ids, func(id string) error {
-		c, err := m.Create(ctx, id, b, runtime.CreateOpts{})
+		c, err := m.Create(ctx, id, bundles[id], runtime.CreateOpts{})
 		if err != nil {
 			return err
 		}
@@ -387,11 +387,22 @@ func coreManyCLI(t *testing.T, e *testutil.Env, b string) {
 		}
 		return nil
 	}
-	coreParallel(t, ids, func(id string) error { return cli("run", "-d", "--bundle", b, id) })
+	bundles := coreBundles(e, b, ids)
+	coreParallel(t, ids, func(id string) error { return cli("run", "-d", "--bundle", bundles[id], id) })
 	idents := coreCheckAllRunning(t, e, ids)
 	coreParallel(t, ids, func(id string) error { return cli("delete", "--force", id) })
 	coreAssertGone(t, idents...)
 	coreAssertNothingLeft(t, e)
+}
+
+// coreBundles gives each of ids a bundle of its own on b's rootfs: one
+// cgroup per container.
+func coreBundles(e *testutil.Env, b string, ids []string) map[string]string {
+	bundles := map[string]string{}
+	for _, id := range ids {
+		bundles[id] = e.SameBundle(b)
+	}
+	return bundles
 }
 
 // coreCheckAllRunning checks that a fresh manager lists exactly ids, each
@@ -600,10 +611,13 @@ func TestCoreDeleteLeavesNothing(t *testing.T) {
 			st, _ := coreState(t, e, id)
 			idents := coreIdentitiesOf(t, e, id)
 			rootfs := filepath.Join(b, "rootfs")
-			if refs := coreMountRefs(rootfs); len(refs) == 0 {
+			if refs := coreMountRefs(t, rootfs); len(refs) == 0 {
 				t.Fatalf("no mount of %s seen while the container runs: the mount check is blind", rootfs)
 			}
-			cgroups := coreCgroupDirs(t, st.Pid)
+			cgroups, err := testutil.CgroupDirs(st.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(cgroups) == 0 {
 				t.Fatalf("no cgroup folder found for pid %d: the cgroup check is blind", st.Pid)
 			}
@@ -622,7 +636,7 @@ func TestCoreDeleteLeavesNothing(t *testing.T) {
 				e.MustTether("delete", id)
 			}
 			coreAssertGone(t, idents...)
-			if refs := coreMountRefs(rootfs); len(refs) != 0 {
+			if refs := coreMountRefs(t, rootfs); len(refs) != 0 {
 				t.Errorf("mounts of the rootfs left after delete: %q", refs)
 			}
 			for _, dir := range cgroups {
@@ -884,54 +898,13 @@ func coreRuntimeList(t *testing.T, e *testutil.Env) []string {
 	return strings.Fields(string(out))
 }
 
-// coreMountRefs lists the mountinfo lines of any process on the host that
-// mention path: a container's mount namespace, or a mount leaked to the host.
-func coreMountRefs(path string) []string {
-	var refs []string
-	files, _ := filepath.Glob("/proc/[0-9]*/mountinfo")
-	files = append(files, "/proc/self/mountinfo")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the process ended meanwhile
-		}
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			if fields := strings.Fields(sc.Text()); len(fields) > 4 && (fields[3] == path || fields[4] == path ||
-				strings.HasPrefix(fields[3], path+"/") || strings.HasPrefix(fields[4], path+"/")) {
-				refs = append(refs, f+": "+sc.Text())
-			}
-		}
-	}
-	return refs
-}
-
-// coreCgroupDirs maps /proc/PID/cgroup to the cgroup folders that exist.
-func coreCgroupDirs(t *testing.T, pid int) []string {
+// coreMountRefs lists the mounts of path, or of anything under it, in any
+// process's mount namespace.
+func coreMountRefs(t *testing.T, path string) []string {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	refs, err := testutil.MountsOf(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dirs []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || parts[2] == "/" {
-			continue
-		}
-		var cands []string
-		if parts[1] == "" {
-			cands = []string{"/sys/fs/cgroup/unified" + parts[2], "/sys/fs/cgroup" + parts[2]}
-		} else {
-			ctrl := strings.TrimPrefix(strings.Split(parts[1], ",")[0], "name=")
-			cands = []string{"/sys/fs/cgroup/" + ctrl + parts[2]}
-		}
-		for _, c := range cands {
-			if fi, err := os.Stat(c); err == nil && fi.IsDir() {
-				dirs = append(dirs, c)
-				break
-			}
-		}
-	}
-	return dirs
+	return refs
 }

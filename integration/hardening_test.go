@@ -46,7 +46,7 @@ func TestHardeningHelperProcess(t *testing.T) {
 	if path == "" {
 		t.Skip("helper process only")
 	}
-	conn, err := net.Dial("unix", path)
+	conn, err := testutil.DialUnix(path)
 	if err != nil {
 		fmt.Println("connect-error:", err)
 		os.Exit(0)
@@ -166,7 +166,7 @@ func TestHardeningInputValidation(t *testing.T) {
 // whether the shim closed the connection after it.
 func rawShim(t *testing.T, dir, raw string) (string, bool) {
 	t.Helper()
-	conn, err := net.Dial("unix", filepath.Join(dir, socketFile))
+	conn, err := testutil.DialUnix(filepath.Join(dir, socketFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestHardeningBadClients(t *testing.T) {
 		}
 	}()
 	for i := range 250 {
-		c, err := net.Dial("unix", filepath.Join(dir, socketFile))
+		c, err := testutil.DialUnix(filepath.Join(dir, socketFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +452,7 @@ func TestHardeningPrivileges(t *testing.T) {
 			}
 			// A config that asks for a value gets it, in init and execs.
 			b := e.Bundle("sleep", "1000")
-			setSpec(t, b, func(s *specs.Spec) { v := 200; s.Process.OOMScoreAdj = &v })
+			testutil.EditSpec(t, b, func(s *specs.Spec) { v := 200; s.Process.OOMScoreAdj = &v })
 			c2, err := m.Create(ctx, id+"o", b, runtime.CreateOpts{})
 			if err != nil {
 				t.Fatal(err)
@@ -486,23 +486,6 @@ func underPrivate(root, p string) bool {
 		}
 	}
 	return false
-}
-
-// setSpec edits a bundle's config.json.
-func setSpec(t *testing.T, dir string, edit func(*specs.Spec)) {
-	t.Helper()
-	spec, err := bundle.LoadSpec(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit(spec)
-	b, err := json.MarshalIndent(spec, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // guardRoot cleans a root that testutil.NewEnv does not own (a long path,
@@ -923,14 +906,16 @@ func TestHardeningRuntimeRemoved(t *testing.T) {
 }
 
 // removeEmptyCgroups removes the (empty) cgroup folders named after the
-// given container IDs, down to four levels under /sys/fs/cgroup.
+// given container IDs, down to four levels under each cgroup mount.
 func removeEmptyCgroups(ids ...string) {
-	for _, id := range ids {
-		for depth := 1; depth <= 4; depth++ {
-			pattern := "/sys/fs/cgroup" + strings.Repeat("/*", depth-1) + "/" + id
-			dirs, _ := filepath.Glob(pattern)
-			for _, d := range dirs {
-				os.Remove(d) // rmdir: only an empty cgroup goes
+	mounts, _ := testutil.CgroupMountPoints()
+	for _, mnt := range mounts {
+		for _, id := range ids {
+			for depth := 1; depth <= 4; depth++ {
+				dirs, _ := filepath.Glob(mnt + strings.Repeat("/*", depth-1) + "/" + id)
+				for _, d := range dirs {
+					os.Remove(d) // rmdir: only an empty cgroup goes
+				}
 			}
 		}
 	}
@@ -1010,7 +995,7 @@ func TestHardeningRuntimeKilledInCreate(t *testing.T) {
 				b := e.Bundle("sleep", "1000")
 				if tc.hook {
 					bin, _ = exec.LookPath(rt)
-					setSpec(t, b, func(s *specs.Spec) {
+					testutil.EditSpec(t, b, func(s *specs.Spec) {
 						s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "kill -9 $PPID"}}}}
 					})
 				}

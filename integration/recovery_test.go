@@ -767,19 +767,29 @@ func rcvNoAdopt(t *testing.T, e *testutil.Env) {
 		t.Fatal(err)
 	}
 	rcvWantUnknown(t, &st, "still runs", "adoption is off")
+	// The library says what is wrong and what can be done as data; the
+	// CLI names the command.
+	const hint = "'tether delete --force noadopt'"
+	if lib := rcvState(t, m, "noadopt"); strings.Contains(lib.Reason, "tether ") || lib.Remedy != runtime.RemedyForceDelete {
+		t.Fatalf("library state %+v: want a reason naming no command and the forced delete as remedy", lib)
+	}
+	if !strings.Contains(st.Reason, hint) {
+		t.Fatalf("CLI state reason %q does not name %s", st.Reason, hint)
+	}
 	if out := e.MustTether("list", "--no-adopt"); !strings.Contains(out, "unknown") {
 		t.Fatalf("list --no-adopt:\n%s", out)
 	}
-	if r := e.Tether("--no-adopt", "delete", "noadopt"); r.Code == 0 {
-		t.Fatal("plain delete of an orphan succeeded")
+	if r := e.Tether("--no-adopt", "delete", "noadopt"); r.Code == 0 || !strings.Contains(r.Stderr, hint) {
+		t.Fatalf("plain delete of an orphan: exit %d, %q; want a refusal naming %s", r.Code, r.Stderr, hint)
 	}
 	ctx := context.Background()
 	c, err := m.Load(ctx, "noadopt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Delete(ctx, false); !errors.Is(err, runtime.ErrRunning) {
-		t.Fatalf("plain delete of an orphan: %v, want ErrRunning", err)
+	if err := c.Delete(ctx, false); !errors.Is(err, runtime.ErrRunning) || strings.Contains(err.Error(), "tether ") ||
+		runtime.RemedyOf(err) == nil || runtime.RemedyOf(err).Remedy != runtime.RemedyForceDelete {
+		t.Fatalf("plain delete of an orphan: %v, want ErrRunning with the forced delete as remedy and no command", err)
 	}
 	if err := init.Check(); err != nil {
 		t.Fatalf("init after a refused delete: %v", err)
@@ -1080,7 +1090,7 @@ func rcvStartFakeShim(t *testing.T, e *testutil.Env, id, reply string) (stop fun
 	if err := os.Remove(sock); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", sock)
+	ln, err := testutil.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}

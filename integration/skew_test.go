@@ -81,6 +81,22 @@ func TestVersionSkew(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "output in the log", func() bool {
 		return strings.Contains(e.Tether("logs", "skew").Stdout, "from-old")
 	})
+	// metrics, update and pids were added to protocol 1 after this release: the
+	// old shim refuses them, and the manager says why and what to do
+	c, err := e.NewManager().Load(ctx, "skew")
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if _, err := c.Metrics(ctx); !errors.Is(err, runtime.ErrVersion) || !strings.Contains(err.Error(), "recreate the container") {
+		t.Errorf("metrics of an old shim's container: %v, want ErrVersion with a hint", err)
+	}
+	pids := int64(50)
+	if err := c.Update(ctx, &runtime.Resources{Pids: &pids}); !errors.Is(err, runtime.ErrVersion) {
+		t.Errorf("update of an old shim's container: %v, want ErrVersion", err)
+	}
+	if _, err := c.Top(ctx); !errors.Is(err, runtime.ErrVersion) {
+		t.Errorf("top of an old shim's container: %v, want ErrVersion", err)
+	}
 	// exec, foreground and detached, and its wait
 	if r := e.Tether("exec", "skew", "--", "sh", "-c", "echo in-exec; exit 5"); r.Code != 5 || !strings.Contains(r.Stdout, "in-exec") {
 		t.Fatalf("exec into an old shim's container: exit %d, %q, %q", r.Code, r.Stdout, r.Stderr)

@@ -115,7 +115,7 @@ func (m *Manager) load(ctx context.Context, id string) (*Container, error) {
 	if ok, err := st.Exists(); err != nil {
 		return nil, err
 	} else if !ok {
-		return nil, fmt.Errorf("container %s: %w in %s: see 'tether list'", id, ErrNotFound, m.root)
+		return nil, withRemedy(RemedyListIDs, id, fmt.Errorf("container %s: %w in %s", id, ErrNotFound, m.root))
 	}
 	c := &Container{m: m, id: id, st: st}
 	c.rec, c.err = st.ReadRecord()
@@ -155,12 +155,15 @@ func (m *Manager) List(ctx context.Context) ([]*State, error) {
 
 func (m *Manager) stateOf(ctx context.Context, id string) *State {
 	c, err := m.Load(ctx, id)
-	if err != nil {
-		return &State{ID: id, Status: StatusUnknown, Reason: err.Error()}
+	if err == nil {
+		var st *State
+		if st, err = c.State(ctx); err == nil {
+			return st
+		}
 	}
-	st, err := c.State(ctx)
-	if err != nil {
-		return &State{ID: id, Status: StatusUnknown, Reason: err.Error()}
+	st := &State{ID: id, Status: StatusUnknown, Reason: err.Error()}
+	if re := RemedyOf(err); re != nil {
+		st.Remedy = re.Remedy
 	}
 	return st
 }
@@ -185,11 +188,12 @@ func (c *Container) examine() restore.Result {
 // the status is unknown and why.
 func (c *Container) State(ctx context.Context) (*State, error) {
 	if c.rec == nil {
-		return &State{ID: c.id, Status: StatusUnknown, Reason: c.recordProblem()}, nil
+		reason, remedy := c.recordProblem()
+		return &State{ID: c.id, Status: StatusUnknown, Reason: reason, Remedy: remedy}, nil
 	}
 	sid, err := c.checkShim()
 	if err != nil && !shimGone(err) {
-		return c.base(StatusUnknown, c.corruptReason(err)), nil
+		return c.broken(err), nil
 	}
 	if err != nil && c.adoptIfAllowed(ctx) {
 		sid, err = c.checkShim()
@@ -222,6 +226,7 @@ func (c *Container) base(status, reason string) *State {
 func (c *Container) stopped(exit *ExitRecord) *State {
 	st := c.base(StatusStopped, exit.Reason)
 	st.ExitStatus = &exit.Status
+	st.OOMKilled, st.OOMKills = exit.OOMKilled, exit.OOMKills
 	if !exit.ExitedAt.IsZero() {
 		st.ExitedAt = &exit.ExitedAt
 	}
@@ -235,27 +240,36 @@ func (c *Container) stateWithoutShim() *State {
 	case restore.Stopped, restore.Lost:
 		return c.stopped(fromStoreExit(r.Exit))
 	case restore.Orphan:
-		return c.base(StatusUnknown, fmt.Sprintf("%s: shim is gone but init pid %d still runs: 'tether delete --force %s' kills it",
-			c.noAdoptReason(), r.Init.Pid, c.id))
+		st := c.base(StatusUnknown, fmt.Sprintf("%s: shim is gone but init pid %d still runs", c.noAdoptReason(), r.Init.Pid))
+		st.Remedy = RemedyForceDelete
+		return st
 	case restore.Creating:
-		if r.Locked {
-			return c.base(StatusUnknown, r.Reason)
+		st := c.base(StatusUnknown, r.Reason)
+		if !r.Locked {
+			st.Remedy = RemedyForceDelete
 		}
-		return c.base(StatusUnknown, r.Reason+": remove it with 'tether delete --force "+c.id+"'")
+		return st
 	case restore.Corrupt:
-		return c.base(StatusUnknown, c.corruptReason(r.Err))
+		return c.broken(r.Err)
 	}
 	return c.base(StatusUnknown, "a shim started serving it meanwhile: ask again")
 }
 
-// corruptReason says what is wrong with an unreadable record and what to
-// do: delete --force, except for a record of a newer version, which is
-// left alone.
-func (c *Container) corruptReason(err error) string {
+// broken is the unknown state of a container whose records cannot be
+// read: err says why.
+func (c *Container) broken(err error) *State {
+	st := c.base(StatusUnknown, err.Error())
+	st.Remedy = corruptRemedy(err)
+	return st
+}
+
+// corruptRemedy is what to do about an unreadable record: a forced
+// delete, except for a record of a newer version, which is left alone.
+func corruptRemedy(err error) Remedy {
 	if errors.Is(err, ErrVersion) {
-		return err.Error()
+		return RemedyNone
 	}
-	return fmt.Sprintf("%v: remove it with 'tether delete --force %s'", err, c.id)
+	return RemedyForceDelete
 }
 
 // Start starts the container's init.
@@ -404,7 +418,8 @@ func (c *Container) exitWithoutShim(exec string) (*ExitRecord, error) {
 		return nil, fmt.Errorf("wait %s: exec %q: %w (no exit record and no pid record)", c.id, exec, ErrNotFound)
 	case restore.Orphan:
 		if exec != "" {
-			return nil, fmt.Errorf("wait %s: exec %q (pid %d) still runs but its shim is gone: kill it with 'tether kill --exec-id %s %s'", c.id, exec, r.Init.Pid, exec, c.id)
+			return nil, &RemedyError{Remedy: RemedyKillExec, ID: c.id, Exec: exec,
+				Err: fmt.Errorf("wait %s: exec %q (pid %d) still runs but its shim is gone", c.id, exec, r.Init.Pid)}
 		}
 		return nil, fmt.Errorf("wait %s: %s: shim is gone but init pid %d still runs", c.id, c.noAdoptReason(), r.Init.Pid)
 	case restore.Corrupt:
@@ -436,7 +451,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		}
 	case !shimGone(err):
 		if !force {
-			return fmt.Errorf("delete %s: %v: use 'tether delete --force %s'", c.id, err, c.id)
+			return withRemedy(RemedyForceDelete, c.id, fmt.Errorf("delete %s: %w", c.id, err))
 		}
 		// shim.pid is unreadable, but a shim may still serve the socket.
 		pctx, cancel := context.WithTimeout(ctx, deleteProbeTimeout)
@@ -516,7 +531,7 @@ func (c *Container) deleteWithoutShim(ctx context.Context, force bool) error {
 	}
 	if !force {
 		if _, orphan := c.orphanInit(); orphan {
-			return fmt.Errorf("delete %s: init still runs without a shim: use 'tether delete --force %s': %w", c.id, c.id, ErrRunning)
+			return withRemedy(RemedyForceDelete, c.id, fmt.Errorf("delete %s: init still runs without a shim: %w", c.id, ErrRunning))
 		}
 		if c.rec == nil && c.st.Init().HasPid() {
 			return fmt.Errorf("delete %s: %w", c.id, c.usable())
@@ -587,22 +602,23 @@ func (c *Container) runtimes() []*oci.Runtime {
 	return rts
 }
 
-// recordProblem says why the container record could not be read.
-func (c *Container) recordProblem() string {
+// recordProblem says why the container record could not be read, and
+// what can be done about it.
+func (c *Container) recordProblem() (string, Remedy) {
 	r := c.examine()
-	if r.Verdict == restore.Creating && !r.Locked {
-		return r.Reason + ": remove it with 'tether delete --force " + c.id + "'"
+	switch {
+	case r.Verdict == restore.Creating && !r.Locked:
+		return r.Reason, RemedyForceDelete
+	case r.Verdict == restore.Corrupt:
+		return r.Err.Error(), corruptRemedy(r.Err)
 	}
-	if r.Verdict == restore.Corrupt {
-		return c.corruptReason(r.Err)
-	}
-	return r.Reason
+	return r.Reason, RemedyNone
 }
 
 // usable refuses operations on a container whose record is unreadable.
 func (c *Container) usable() error {
 	if c.rec == nil {
-		return fmt.Errorf("container %s is unusable (%w): remove it with 'tether delete --force %s'", c.id, c.err, c.id)
+		return withRemedy(corruptRemedy(c.err), c.id, fmt.Errorf("container %s is unusable (%w)", c.id, c.err))
 	}
 	return nil
 }

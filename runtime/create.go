@@ -38,6 +38,14 @@ type CreateOpts struct {
 	LogMaxSize int64
 	// LogMaxFiles is how many rotated logs are kept; 0 means 1.
 	LogMaxFiles int
+	// WriteBundle, when set, makes the bundle inside the container's own
+	// folder, so that it is removed with the container: Create calls it,
+	// once the folder is made and locked, with the path of the bundle to
+	// write (ROOT/ID/bundle; it does not exist yet), and
+	// Create's bundleDir argument must be "". An error from it fails the
+	// create and removes the folder. The ID and the runtime are checked
+	// before it is called.
+	WriteBundle func(dir string) error
 }
 
 // Create makes a container from the bundle folder and leaves it in the
@@ -46,6 +54,9 @@ type CreateOpts struct {
 // invalid ID or bundle gives ErrInvalid, a taken ID ErrExists, a missing
 // runtime ErrRuntimeNotFound, and the OCI runtime's own message otherwise.
 func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateOpts) (*Container, error) {
+	if opts.WriteBundle != nil {
+		return m.createWithBundle(ctx, id, bundleDir, opts)
+	}
 	rec, command, err := m.newRecord(id, bundleDir, opts)
 	if err != nil {
 		return nil, err
@@ -56,7 +67,7 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	st := m.folder(id)
 	if err := st.Make(); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %s: %w: pick another ID or remove it with 'tether delete %s'", id, ErrExists, id)
+			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
 		}
 		return nil, fmt.Errorf("create state folder: %w", err)
 	}
@@ -81,6 +92,56 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	return m.Load(ctx, id)
 }
 
+// createWithBundle is Create for opts.WriteBundle: the bundle is written
+// in the new folder before the record is made from it.
+func (m *Manager) createWithBundle(ctx context.Context, id, bundleDir string, opts CreateOpts) (*Container, error) {
+	if bundleDir != "" {
+		return nil, fmt.Errorf("%w: a bundle folder (%s) and a bundle to write were both given: give one", ErrInvalid, bundleDir)
+	}
+	if err := ids.ValidID(id); err != nil {
+		return nil, err
+	}
+	if _, err := m.lookRuntime(); err != nil {
+		return nil, err
+	}
+	if err := m.makeRoot(); err != nil {
+		return nil, err
+	}
+	st := m.folder(id)
+	if err := st.Make(); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
+		}
+		return nil, fmt.Errorf("create state folder: %w", err)
+	}
+	lock, err := st.Lock(ctx, false)
+	if err != nil {
+		st.Remove()
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	defer lock.Close()
+	rec, command, err := m.writeBundle(id, st.BundleDir(), opts)
+	if err != nil {
+		st.Remove()
+		return nil, err
+	}
+	if err := m.startShim(ctx, st, rec, lock); err != nil {
+		m.abandon(context.WithoutCancel(ctx), st, rec)
+		return nil, explainCommand(err, command)
+	}
+	lock.Close()
+	return m.Load(ctx, id)
+}
+
+// writeBundle writes the bundle at dir through opts.WriteBundle and makes
+// the record from it.
+func (m *Manager) writeBundle(id, dir string, opts CreateOpts) (*store.Record, string, error) {
+	if err := opts.WriteBundle(dir); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return m.newRecord(id, dir, opts)
+}
+
 // newRecord checks everything it can before anything is made. It also
 // returns the command the bundle runs (process.args[0]).
 func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Record, string, error) {
@@ -99,8 +160,9 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Recor
 		return nil, "", fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if opts.Terminal != spec.Process.Terminal {
-		return nil, "", fmt.Errorf("%w: bundle %s has process.terminal=%v but -t=%v: make them agree (tether bundle -t makes a terminal bundle)",
-			ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)
+		return nil, "", &RemedyError{Remedy: RemedyTerminalBundle, ID: id, Terminal: opts.Terminal,
+			Err: fmt.Errorf("%w: bundle %s has process.terminal=%v but the create asks for terminal=%v: make them agree",
+				ErrInvalid, abs, spec.Process.Terminal, opts.Terminal)}
 	}
 	if opts.LogMaxSize < 0 || opts.LogMaxFiles < 0 {
 		return nil, "", fmt.Errorf("%w: log size and file count must not be negative", ErrInvalid)

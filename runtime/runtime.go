@@ -26,11 +26,19 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/internal/errdefs"
+	"github.com/tether-run/tether/shimapi"
 	"github.com/tether-run/tether/store"
 )
 
 // DefaultRoot is the runtime root used when Opts.Root is empty.
 const DefaultRoot = "/run/tether"
+
+// The versions this build speaks (for 'tether version'): the shim control
+// protocol and the records of a container's folder.
+const (
+	ProtocolVersion = shimapi.Version
+	RecordVersion   = store.Version
+)
 
 // Errors a caller can branch on with errors.Is. Errors from a shim carry
 // the same sentinels (the protocol's reply codes map onto them).
@@ -116,7 +124,7 @@ func New(opts Opts) (*Manager, error) {
 		return nil, fmt.Errorf("root %s: %w", root, err)
 	}
 	if err := checkRoot(abs); err != nil {
-		return nil, fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", abs, err)
+		return nil, withRemedy(RemedyOtherRoot, "", fmt.Errorf("cannot create root %s: %w", abs, err))
 	}
 	if opts.Runtime == "" {
 		opts.Runtime = "runc"
@@ -149,7 +157,7 @@ func checkRoot(root string) error {
 // makeRoot creates the root on first use.
 func (m *Manager) makeRoot() error {
 	if err := os.MkdirAll(m.root, 0o711); err != nil {
-		return fmt.Errorf("cannot create root %s: %w: pick a writable folder with --root", m.root, err)
+		return withRemedy(RemedyOtherRoot, "", fmt.Errorf("cannot create root %s: %w", m.root, err))
 	}
 	return nil
 }
@@ -166,8 +174,8 @@ func (m *Manager) runtimeRoot(name string) string {
 func (m *Manager) lookRuntime() (string, error) {
 	path, err := exec.LookPath(m.opts.Runtime)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q is not on PATH: install it (apt-get install %s) or choose another with --runtime",
-			ErrRuntimeNotFound, m.opts.Runtime, filepath.Base(m.opts.Runtime))
+		return "", withRemedy(RemedyOtherRuntime, "", fmt.Errorf("%w: %q is not on PATH: install it (apt-get install %s)",
+			ErrRuntimeNotFound, m.opts.Runtime, filepath.Base(m.opts.Runtime)))
 	}
 	return path, nil
 }

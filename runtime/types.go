@@ -33,11 +33,20 @@ type State struct {
 	ExitStatus *int       `json:"exit_status,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// OOMKilled says the kernel's OOM killer killed a process of the
+	// container while it ran (from init's durable exit record, so a
+	// manager that was down at the time still sees it); OOMKills is how
+	// many.
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 	// AdoptedAt is when the serving shim took the container over from a
 	// shim that died: output written before then and while no shim ran
 	// may be missing from the log, and stdin is not kept.
 	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
 	Execs     []ExecState `json:"execs,omitempty"`
+	// Remedy is what can be done about an unknown status (RemedyNone
+	// when nothing): Reason says what is wrong and names no command.
+	Remedy Remedy `json:"-"`
 }
 
 // ExecState describes one exec'd process in State.Execs.
@@ -60,6 +69,9 @@ type ExitRecord struct {
 	Status   int       `json:"status"`
 	ExitedAt time.Time `json:"exited_at"`
 	Reason   string    `json:"reason,omitempty"`
+	// OOMKilled and OOMKills: see State (init only).
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 }
 
 // Stats is a shim's own resource use.
@@ -92,7 +104,7 @@ func fromRecord(r *store.Record) *Record {
 func fromWireState(w *shimapi.State) *State {
 	st := &State{ID: w.ID, Status: w.Status, Pid: w.Pid, ShimPid: w.ShimPid, Bundle: w.Bundle,
 		CreatedAt: w.CreatedAt, ExitStatus: w.ExitStatus, ExitedAt: w.ExitedAt, Reason: w.Reason,
-		AdoptedAt: w.AdoptedAt}
+		OOMKilled: w.OOMKilled, OOMKills: w.OOMKills, AdoptedAt: w.AdoptedAt}
 	for _, e := range w.Execs {
 		st.Execs = append(st.Execs, ExecState{ID: e.ID, Status: e.Status, Pid: e.Pid,
 			ExitStatus: e.ExitStatus, ExitedAt: e.ExitedAt, Reason: e.Reason})
@@ -104,12 +116,14 @@ func fromWireExit(e *shimapi.Exit) *ExitRecord {
 	if e == nil {
 		return nil
 	}
-	return &ExitRecord{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason}
+	return &ExitRecord{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason,
+		OOMKilled: e.OOMKilled, OOMKills: e.OOMKills}
 }
 
 func fromStoreExit(e *store.ExitRecord) *ExitRecord {
 	if e == nil {
 		return nil
 	}
-	return &ExitRecord{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason}
+	return &ExitRecord{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason,
+		OOMKilled: e.OOMKilled, OOMKills: e.OOMKills}
 }

@@ -23,7 +23,7 @@ type Event struct {
 	Exit *ExitRecord
 	// Err is set instead of Exit when the container's end cannot be known:
 	// its records are unreadable, or its create never completed. Such a
-	// container needs 'tether delete --force'.
+	// container needs a forced delete.
 	Err error
 }
 

@@ -123,6 +123,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 	if s.self, err = s.st.WriteShimPid(os.Getpid()); err != nil {
 		return err
 	}
+	s.loadCgroup(init.Pid)
 	s.init, err = s.adoptProcess("", s.st.Init(), init, status)
 	if err != nil {
 		return err

@@ -216,7 +216,11 @@ func (s *Shim) withPipes(pio *procIO, stdin bool, src io.Reader, fn func(*stdioF
 		w := pio.stdin
 		pio.stdin = nil // the copy owns it now and closes it at the end
 		pio.mu.Unlock()
-		go copyStdin(w, src)
+		// A process that exited before the runtime returned (or whose
+		// input was closed meanwhile) has no stdin left to copy into.
+		if w != nil {
+			go copyStdin(w, src)
+		}
 	}
 	return nil
 }

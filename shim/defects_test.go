@@ -152,11 +152,11 @@ func TestD4PollErrorIsNotAnExit(t *testing.T) {
 func TestD7ExitGoesThroughTheTable(t *testing.T) {
 	s := readyShim(t)
 	p := execTestStart(t, s, "e")
-	if _, err := p.exited(reaper.Exit{Pid: 1, Status: 0, Timestamp: time.Now()}, ""); err != nil {
+	if _, err := p.exited(reaper.Exit{Pid: 1, Status: 0, Timestamp: time.Now()}, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	var te *TransitionError
-	if _, err := p.exited(reaper.Exit{Pid: 1, Status: 9, Timestamp: time.Now()}, ""); !errors.As(err, &te) {
+	if _, err := p.exited(reaper.Exit{Pid: 1, Status: 9, Timestamp: time.Now()}, "", 0); !errors.As(err, &te) {
 		t.Fatalf("second exit: %v, want a TransitionError", err)
 	}
 	if err := p.transition(StatusRunning); err == nil {

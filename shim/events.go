@@ -3,17 +3,46 @@ package shim
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tether-run/tether/store"
 )
 
-// Event is the end of one process of the container, published once its
-// exit record is durable and its waiters have been woken.
+// EventKind says what an Event reports.
+type EventKind string
+
+// Kinds of Event.
+const (
+	// EventExit: a process of the container ended; Exec and Exit say which
+	// and how. Published once its exit record is durable and its waiters
+	// have been woken.
+	EventExit EventKind = "exit"
+	// EventOOM: the kernel's OOM killer killed a process of the container;
+	// OOM says when and the count so far. When the victim was init, the
+	// event comes after init's exit record (oom_killed) is durable, right
+	// before init's EventExit; when it was another process, as soon as the
+	// cgroup reports it.
+	EventOOM EventKind = "oom"
+)
+
+// Event is something that happened to the container.
 type Event struct {
-	// Exec is the exec'd process's ID, "" for init.
+	Kind EventKind
+	// Exec is the exec'd process's ID, "" for init (EventExit).
 	Exec string
-	// Exit is its exit record.
+	// Exit is its exit record (EventExit).
 	Exit store.ExitRecord
+	// OOM is set for EventOOM.
+	OOM *OOM
+}
+
+// OOM describes an OOM kill in the container's cgroup.
+type OOM struct {
+	// Time is when the shim noticed it.
+	Time time.Time
+	// Kills is the cgroup's OOM kill count after it: the total since the
+	// group was made.
+	Kills uint64
 }
 
 // events fans Events out to subscriptions; none is ever dropped or
@@ -35,7 +64,7 @@ type Subscription struct {
 }
 
 // Subscribe returns a subscription to the exits of init and of every
-// exec'd process from now on. A front end subscribes before Create or
+// exec'd process, and to OOM kills, from now on. A front end subscribes before Create or
 // Exec so that no exit is missed. Close it when done.
 func (s *Shim) Subscribe() *Subscription {
 	sub := &Subscription{ev: &s.events, notify: make(chan struct{}, 1)}

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -259,5 +260,37 @@ func TestProcessKillRemembersReason(t *testing.T) {
 	stopped.kill(syscall.SIGKILL, "late")
 	if stopped.killedBy() != "" {
 		t.Error("a stopped process was marked killed")
+	}
+}
+
+// TestExecExitBeforeRuntimeReturnsWithStdin: an exec'd process given an
+// input source can exit (and its IO be closed) before the runtime's exec
+// returns; withIO then has no stdin to copy into and must not start the
+// copy on nothing (it used to panic in copyStdin, taking the containerd
+// shim down with `ctr task exec ... sh -c 'exit 5'` on a loaded host).
+func TestExecExitBeforeRuntimeReturnsWithStdin(t *testing.T) {
+	s := execTestShim(t)
+	log, err := crilog.Open(filepath.Join(t.TempDir(), "log"), crilog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pio := &procIO{log: log}
+	src, srcW := io.Pipe()
+	defer srcW.Close()
+	err = s.withIO(context.Background(), pio, false, true, src, s.st.Exec("e1"), func(*stdioFiles, string) error {
+		pio.close() // the process exited and was reaped meanwhile
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy started on a nil stdin would panic in its goroutine as soon
+	// as the source yields data.
+	done := make(chan struct{})
+	go func() { srcW.Write([]byte("x")); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("input was taken by a copy although the process's stdin was closed")
+	case <-time.After(200 * time.Millisecond):
 	}
 }

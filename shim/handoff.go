@@ -71,6 +71,8 @@ type Handoff struct {
 	Lock  int           `json:"lock_fd,omitempty"`
 	Init  HandoffProc   `json:"init"`
 	Execs []HandoffProc `json:"execs,omitempty"`
+	// OOMTold is the OOM kill count the last live OOM event carried.
+	OOMTold uint64 `json:"oom_told,omitempty"`
 	// Front is the front end's own part (its listener and the like).
 	Front json.RawMessage `json:"front,omitempty"`
 
@@ -279,6 +281,9 @@ func (s *Shim) snapshot() (*Handoff, error) {
 		t := s.adopted
 		h.AdoptedAt = &t
 	}
+	s.mu.Lock()
+	h.OOMTold = s.oomTold
+	s.mu.Unlock()
 	var err error
 	if h.Lock, err = h.Dup(s.frz.lock); err != nil {
 		return nil, err
@@ -517,6 +522,12 @@ func (s *Shim) TakeOver(ctx context.Context, h *Handoff) (int, error) {
 	watch, err := s.resumeAll(h)
 	if err != nil {
 		return 0, err
+	}
+	if status, pid, _ := s.init.current(); status != StatusStopped {
+		s.loadCgroup(pid.Pid) // the OOM watch (started) needs it
+		s.mu.Lock()
+		s.oomTold = max(s.oomTold, h.OOMTold)
+		s.mu.Unlock()
 	}
 	s.started()
 	watch()

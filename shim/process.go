@@ -112,10 +112,13 @@ func (p *process) killedBy() string {
 // record appeared on disk gets an answer that agrees with it. Waiters are
 // not woken here: the caller finishes its clean-up, then calls wake. The
 // record is returned even when writing it failed.
-func (p *process) exited(e reaper.Exit, reason string) (*store.ExitRecord, error) {
+//
+// oomKills is the container's OOM kill count to record (0 for none, or
+// for an exec'd process).
+func (p *process) exited(e reaper.Exit, reason string, oomKills uint64) (*store.ExitRecord, error) {
 	drained := p.io.waitDrained()
 	rec := &store.ExitRecord{Version: store.Version, Pid: e.Pid, Status: e.Status,
-		ExitedAt: e.Timestamp.UTC(), Reason: reason}
+		ExitedAt: e.Timestamp.UTC(), Reason: reason, OOMKilled: oomKills > 0, OOMKills: oomKills}
 	if !drained && reason == "" {
 		rec.Reason = reasonUndrained
 	}

@@ -17,7 +17,7 @@
 //	// start serving now if you like: State answers StatusCreating and
 //	// other operations fail until Create or Adopt has returned.
 //	pid, err := s.Create(ctx)   // or s.Adopt(ctx) for an orphan; exactly one of them, once
-//	events := s.Subscribe()     // exits of init and exec'd processes, after their records are durable
+//	events := s.Subscribe()     // exits of init and exec'd processes, after their records are durable; OOM kills
 //	s.Start(ctx)                // then Exec, Kill, Wait, Pause, Resume, Attach, Resize, CloseStdin, Pids...
 //	s.Delete(ctx, force)        // last: the container and the folder are gone; Close, then exit
 //
@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/cgroups"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/proc"
@@ -140,7 +141,9 @@ type Shim struct {
 	finished []*process // finished execs still kept, oldest first
 	byPid    map[int]*process
 	stash    map[int]reaper.Exit
-	begun    bool // Create or Adopt was called
+	begun    bool            // Create or Adopt was called
+	cg       *cgroups.Cgroup // init's cgroups, nil when they could not be found
+	oomTold  uint64          // the OOM kill count the last EventOOM carried
 
 	frz freezer // an upgrade's hold on the core (handoff.go)
 }
@@ -225,6 +228,7 @@ func (s *Shim) started() {
 	if !s.opts.NoFolderWatch {
 		s.watchFolder(s.ctx)
 	}
+	go s.watchOOM(s.ctx)
 }
 
 // startReaping makes the process a child subreaper, starts its reaper and
@@ -266,6 +270,9 @@ func (s *Shim) createInit(ctx context.Context) error {
 		return fromOCI(err)
 	}
 	crashPoint("shim-after-runtime-create") // recovery tests only
+	if pid, err := oci.ReadPidFile(opts.PidFile); err == nil {
+		s.loadCgroup(pid) // before track: init may exit at once
+	}
 	if err := s.track(s.init, opts.PidFile, since); err != nil {
 		return err
 	}
@@ -405,7 +412,11 @@ func (s *Shim) finish(p *process, e reaper.Exit) {
 // processes when init ended; prunes old execs), wakes its waiters and only
 // then publishes the event, so that nobody sees a half-finished state.
 func (s *Shim) record(p *process, e reaper.Exit, reason string) {
-	rec, err := p.exited(e, reason)
+	var kills uint64
+	if p == s.init {
+		kills = s.oomKills()
+	}
+	rec, err := p.exited(e, reason, kills)
 	if err != nil {
 		s.log.WithError(err).Error("exit record not written")
 	}
@@ -416,7 +427,10 @@ func (s *Shim) record(p *process, e reaper.Exit, reason string) {
 		s.execFinished(p)
 	}
 	p.wake()
-	s.events.publish(Event{Exec: p.id, Exit: *rec})
+	if p == s.init && kills > 0 {
+		s.announceOOM(kills, rec.ExitedAt)
+	}
+	s.events.publish(Event{Kind: EventExit, Exec: p.id, Exit: *rec})
 }
 
 // killExecs kills the exec'd processes still running once init has exited

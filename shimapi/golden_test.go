@@ -30,6 +30,10 @@ func TestGoldenFrames(t *testing.T) {
 				"req-resize.json": ResizeReq{Width: 120, Height: 40},
 				// added within version 1 (in-place upgrade)
 				"req-upgrade.json": UpgradeReq{Binary: "/usr/local/bin/tether-shim"},
+				// added to version 1 later: older shims answer "unknown
+				// operation" (CodeInvalid), see OpMetrics
+				"req-metrics.json": MetricsReq{},
+				"req-pids.json":    PidsReq{},
 			}
 			for name, m := range want {
 				got := goldenRequest(t, filepath.Join(dir, name))
@@ -58,6 +62,7 @@ func TestGoldenFrames(t *testing.T) {
 				u.Upgrade.From.Binary != "/usr/local/bin/tether-shim (deleted)" {
 				t.Errorf("upgrade reply: %+v", u.Upgrade)
 			}
+			goldenV1Additions(t, dir)
 			var e Response
 			goldenJSON(t, filepath.Join(dir, "resp-error.json"), &e)
 			if err := e.Err(1); !errors.Is(err, errdefs.ErrRunning) {
@@ -72,6 +77,44 @@ func TestGoldenFrames(t *testing.T) {
 			goldenFrames(t, filepath.Join(dir, "frames-out.bin"), []byte{FrameStdout, FrameStderr, FrameExit})
 			goldenFrames(t, filepath.Join(dir, "frames-in.bin"), []byte{FrameStdin, FrameResize, FrameCloseStdin})
 		})
+	}
+}
+
+// goldenV1Additions decodes what was added to version 1 after 3911370 as
+// optional fields, which older readers ignore, and new operations: the
+// update request, the metrics reply, and the OOM fields of exits and
+// states.
+func goldenV1Additions(t *testing.T, dir string) {
+	t.Helper()
+	up, ok := goldenRequest(t, filepath.Join(dir, "req-update.json")).(UpdateReq)
+	is := func(p *int64, v int64) bool { return p != nil && *p == v }
+	if r := up.Resources; !ok || r.Memory == nil || !is(r.Memory.Limit, 64<<20) || !is(r.Memory.Swap, 128<<20) ||
+		r.CPU == nil || !is(r.CPU.Quota, 50000) || r.CPU.Period == nil || *r.CPU.Period != 100000 ||
+		r.Pids == nil || !is(r.Pids.Limit, 50) {
+		t.Errorf("update request: %#v", up)
+	}
+	var m Response
+	goldenJSON(t, filepath.Join(dir, "resp-metrics.json"), &m)
+	if s := m.Metrics; m.Err(1) != nil || s == nil || s.Time.IsZero() || s.CPU == nil || s.CPU.UsageNanos != 1500000000 ||
+		s.CPU.QuotaMicros != 50000 || s.Memory == nil || s.Memory.Usage != 8<<20 || s.Memory.Limit != 64<<20 ||
+		s.Memory.OOMKills != 1 || s.Pids == nil || s.Pids.Current != 3 || s.Pids.Limit != 50 ||
+		s.IO == nil || len(s.IO.Devices) != 1 || s.IO.Devices[0].WriteBytes != 8192 {
+		t.Errorf("metrics reply: %+v", m.Metrics)
+	}
+	var p Response
+	goldenJSON(t, filepath.Join(dir, "resp-pids.json"), &p)
+	if !reflect.DeepEqual(p.Pids, []int{4300, 4301, 4400}) {
+		t.Errorf("pids reply: %v", p.Pids)
+	}
+	var w Response
+	goldenJSON(t, filepath.Join(dir, "resp-wait-oom.json"), &w)
+	if w.Exit == nil || w.Exit.Status != 137 || !w.Exit.OOMKilled || w.Exit.OOMKills != 2 {
+		t.Errorf("wait reply with an OOM kill: %+v", w.Exit)
+	}
+	var st Response
+	goldenJSON(t, filepath.Join(dir, "resp-state-oom.json"), &st)
+	if st.State == nil || !st.State.OOMKilled || st.State.OOMKills != 2 || st.State.ExitStatus == nil || *st.State.ExitStatus != 137 {
+		t.Errorf("state reply with an OOM kill: %+v", st.State)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/cgroups"
 	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/ids"
 )
@@ -27,6 +28,13 @@ const (
 	// OpUpgrade (added within version 1: a shim that predates it answers
 	// "unknown operation", which a manager reports as not upgradable).
 	OpUpgrade = "upgrade"
+	// OpMetrics and OpUpdate were added to protocol version 1 without a
+	// new version: a shim built before them answers "unknown operation"
+	// (CodeInvalid), which clients report as such.
+	OpMetrics = "metrics"
+	OpUpdate  = "update"
+	// OpPids was added to protocol version 1 the same way.
+	OpPids = "pids"
 )
 
 // Message is one request to a shim: one of the types below.
@@ -97,6 +105,18 @@ type UpgradeReq struct{ Binary string }
 func (UpgradeReq) Op() string        { return OpUpgrade }
 func (m UpgradeReq) fill(r *Request) { r.Binary = m.Binary }
 
+// MetricsReq asks for the container's resource use and limits, read from
+// its cgroups (Response.Metrics).
+type MetricsReq struct{}
+
+// PidsReq asks for the host pids of the container's processes (the OCI
+// runtime's ps; Response.Pids).
+type PidsReq struct{}
+
+// UpdateReq changes the container's limits through the OCI runtime's
+// update; only the fields set in Resources change.
+type UpdateReq struct{ Resources specs.LinuxResources }
+
 func (StateReq) Op() string      { return OpState }
 func (StartReq) Op() string      { return OpStart }
 func (KillReq) Op() string       { return OpKill }
@@ -109,6 +129,9 @@ func (CloseStdinReq) Op() string { return OpCloseStdin }
 func (PauseReq) Op() string      { return OpPause }
 func (ResumeReq) Op() string     { return OpResume }
 func (StatsReq) Op() string      { return OpStats }
+func (MetricsReq) Op() string    { return OpMetrics }
+func (UpdateReq) Op() string     { return OpUpdate }
+func (PidsReq) Op() string       { return OpPids }
 
 func (StateReq) fill(*Request)          {}
 func (StartReq) fill(*Request)          {}
@@ -121,6 +144,12 @@ func (m CloseStdinReq) fill(r *Request) { r.Exec = m.Exec }
 func (PauseReq) fill(*Request)          {}
 func (ResumeReq) fill(*Request)         {}
 func (StatsReq) fill(*Request)          {}
+func (MetricsReq) fill(*Request)        {}
+func (PidsReq) fill(*Request)           {}
+func (m UpdateReq) fill(r *Request) {
+	res := m.Resources
+	r.Resources = &res
+}
 func (m ExecReq) fill(r *Request) {
 	p := m.Process
 	r.Exec, r.Process, r.Terminal, r.Stdin, r.Attach = m.ID, &p, m.Terminal, m.Stdin, m.Attach
@@ -143,6 +172,8 @@ type Request struct {
 	Width    uint16         `json:"width,omitempty"`
 	Height   uint16         `json:"height,omitempty"`
 	Binary   string         `json:"binary,omitempty"`
+	// Resources is UpdateReq's.
+	Resources *specs.LinuxResources `json:"resources,omitempty"`
 }
 
 // NewRequest wraps m in an envelope of protocol version v.
@@ -205,6 +236,15 @@ func (r *Request) Message() (Message, error) {
 			return nil, fmt.Errorf("%w: upgrade needs the new shim binary's absolute path, got %q", errdefs.ErrInvalid, r.Binary)
 		}
 		return UpgradeReq{Binary: r.Binary}, nil
+	case OpMetrics:
+		return MetricsReq{}, nil
+	case OpPids:
+		return PidsReq{}, nil
+	case OpUpdate:
+		if r.Resources == nil {
+			return nil, fmt.Errorf("%w: update needs resources", errdefs.ErrInvalid)
+		}
+		return UpdateReq{Resources: *r.Resources}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, r.Op)
 }
@@ -224,6 +264,11 @@ type Response struct {
 	State   *State `json:"state,omitempty"`
 	Exit    *Exit  `json:"exit,omitempty"`
 	Stats   *Stats `json:"stats,omitempty"`
+	// Metrics answers MetricsReq.
+	Metrics *cgroups.Stats `json:"metrics,omitempty"`
+	// Pids answers PidsReq (host pids; empty when the container has no
+	// process left).
+	Pids []int `json:"pids,omitempty"`
 	// Upgrade answers OpUpgrade: the binary before and after.
 	Upgrade *Upgrade `json:"upgrade,omitempty"`
 }
@@ -267,6 +312,9 @@ type State struct {
 	ExitStatus *int       `json:"exit_status,omitempty"`
 	ExitedAt   *time.Time `json:"exited_at,omitempty"`
 	Reason     string     `json:"reason,omitempty"`
+	// OOMKilled and OOMKills come from init's exit record.
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 	// AdoptedAt is when the serving shim took the container over from a
 	// shim that died.
 	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
@@ -291,6 +339,9 @@ type Exit struct {
 	Status   int       `json:"status"`
 	ExitedAt time.Time `json:"exited_at"`
 	Reason   string    `json:"reason,omitempty"`
+	// OOMKilled and OOMKills: see store.ExitRecord (init only).
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 }
 
 // Stats is the shim's own resource use.

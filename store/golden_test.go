@@ -40,6 +40,12 @@ func TestGoldenRecords(t *testing.T) {
 			if err != nil || exit.Pid != 4300 || exit.Status != 137 || exit.Reason == "" || exit.ExitedAt.IsZero() {
 				t.Errorf("exit record: %+v, %v", exit, err)
 			}
+			// oom_killed and oom_kills are optional fields of version 1:
+			// readers of 3911370 and before ignore them.
+			oom, err := ParseExit(exitFile, read(t, v, "exit-oom.json"))
+			if err != nil || oom.Status != 137 || !oom.OOMKilled || oom.OOMKills != 2 {
+				t.Errorf("exit record with an OOM kill: %+v, %v", oom, err)
+			}
 		})
 	}
 }

@@ -54,6 +54,13 @@ type ExitRecord struct {
 	// Reason is empty for a status the shim saw itself; otherwise it says
 	// why the status is not the process's own (for example the shim died).
 	Reason string `json:"reason,omitempty"`
+	// OOMKilled says the kernel's OOM killer killed a process of the
+	// container (init or another) while it ran; OOMKills is how many
+	// (the cgroup's oom_kill counter when init exited). Absent in records
+	// written before this field existed and by shims that could not read
+	// the container's cgroup.
+	OOMKilled bool   `json:"oom_killed,omitempty"`
+	OOMKills  uint64 `json:"oom_kills,omitempty"`
 }
 
 // UnknownStatus is the exit status recorded or reported when the true one

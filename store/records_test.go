@@ -175,3 +175,22 @@ func TestWriteExitOnFullDisk(t *testing.T) {
 		t.Fatalf("reserve left behind: %v", err)
 	}
 }
+
+// TestExitRecordOOMFields: the OOM fields are optional additions to
+// version 1: a record without them reads as no OOM kill, one with them
+// round-trips, and an encoder leaves them out when there was none (so a
+// reader built before them sees exactly the record it knew).
+func TestExitRecordOOMFields(t *testing.T) {
+	old, err := ParseExit("exit.json", []byte(`{"version":1,"pid":7,"status":137,"exited_at":"2024-01-01T00:00:00Z"}`))
+	if err != nil || old.OOMKilled || old.OOMKills != 0 {
+		t.Fatalf("record without OOM fields: %+v, %v", old, err)
+	}
+	rec, err := ParseExit("exit.json", []byte(`{"version":1,"pid":7,"status":137,"exited_at":"2024-01-01T00:00:00Z","oom_killed":true,"oom_kills":2}`))
+	if err != nil || !rec.OOMKilled || rec.OOMKills != 2 {
+		t.Fatalf("record with OOM fields: %+v, %v", rec, err)
+	}
+	b, err := json.Marshal(old)
+	if err != nil || strings.Contains(string(b), "oom") {
+		t.Errorf("record without an OOM kill encodes as %s, want no oom field", b)
+	}
+}

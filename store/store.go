@@ -53,6 +53,7 @@ const (
 	runtimePidRaw = "runtime.pid"    // pid file the OCI runtime writes
 	lockFile      = "lock"           // the folder's flock
 	execDir       = "exec"           // one set of files per exec'd process
+	bundleDir     = "bundle"         // a bundle written for the container (runtime.CreateOpts.WriteBundle)
 	reserveSuffix = ".reserve"       // room set aside for an exit record
 )
 
@@ -119,6 +120,10 @@ func (f *Folder) Remove() error { return os.RemoveAll(f.dir) }
 
 // SocketPath is the shim's control socket.
 func (f *Folder) SocketPath() string { return filepath.Join(f.dir, socketFile) }
+
+// BundleDir is where a bundle written for the container lives, removed
+// with the folder.
+func (f *Folder) BundleDir() string { return filepath.Join(f.dir, bundleDir) }
 
 // ShimLogPath is the shim's own log.
 func (f *Folder) ShimLogPath() string { return filepath.Join(f.dir, shimLogFile) }

@@ -2,92 +2,82 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
-	"syscall"
-	"text/tabwriter"
-	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/runtime"
 )
 
-func init() {
-	commands = []*command{
-		{name: "bundle", usage: "[-t] DIR [-- CMD ARG...]", summary: "write an OCI bundle with a busybox rootfs", run: cmdBundle},
-		{name: "create", usage: "[--bundle DIR] [-t] [-i] [--log-max-size N] [--log-max-files N] ID", summary: "create a container under its own shim", run: cmdCreate},
-		{name: "start", usage: "ID", summary: "start a created container", run: cmdStart},
-		{name: "run", usage: "[--bundle DIR] [-d] [-t] [-i] [--rm] ID", summary: "create and start; without -d stream output and exit with its status", childStatus: true, run: cmdRun},
-		{name: "exec", usage: "[-d] [-t] [-i] [--exec-id NAME] ID -- CMD ARG...", summary: "run a process in a running container", childStatus: true, run: cmdExec},
-		{name: "kill", usage: "[--signal SIG] [--all] [--exec-id NAME] ID", summary: "signal init (or every process, or one exec'd process)", run: cmdKill},
-		{name: "wait", usage: "[--exec-id NAME] ID", summary: "wait for the exit, print the status and exit with it", childStatus: true, run: cmdWait},
-		{name: "state", usage: "ID", summary: "print the state as one JSON object", run: cmdState},
-		{name: "list", usage: "[--format table|json] [-q]", summary: "list containers", run: cmdList},
-		{name: "logs", usage: "[-f] [--tail N] [--since TIME] [--timestamps] [--exec-id NAME] ID", summary: "print the output from the log", run: cmdLogs},
-		{name: "attach", usage: "[--no-stdin] ID", summary: "stream live output and forward input", childStatus: true, run: cmdAttach},
-		{name: "pause", usage: "ID", summary: "freeze every process of a container", run: cmdPause},
-		{name: "resume", usage: "ID", summary: "thaw a paused container", run: cmdResume},
-		{name: "delete", usage: "[--force] ID", summary: "remove a container, its shim and its folder", run: cmdDelete},
+func bundleCmd(g *globals) *cobra.Command {
+	var tty bool
+	cmd := &cobra.Command{
+		Use:   "bundle [flags] DIR [-- CMD ARG...]",
+		Short: "Write an OCI bundle with a busybox rootfs",
+		Long: "Write an OCI bundle in DIR (which must not exist or be empty): a rootfs with the host's static\n" +
+			"busybox and a link per applet, and a config.json with the defaults of 'runc spec' running CMD\n" +
+			"(default sh).",
+		Example: "  tether bundle /tmp/b -- sh -c 'echo hi; sleep 1000'\n  tether bundle -t /tmp/tty",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if n := positionalBeforeDash(cmd, args); n != 1 {
+				return usagef("expected one folder, got %d arguments", n)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdBundle(g, args[0], args[1:], tty)
+		},
 	}
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "the process gets a terminal (process.terminal true)")
+	return cmd
 }
 
-func cmdBundle(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags("bundle", g)
-	tty := fs.Bool("t", false, "process.terminal true")
-	pos, rest, err := parse(fs, args)
-	if err != nil {
-		return err
+// positionalBeforeDash counts the arguments before "--".
+func positionalBeforeDash(cmd *cobra.Command, args []string) int {
+	if n := cmd.ArgsLenAtDash(); n >= 0 {
+		return n
 	}
-	if len(pos) != 1 {
-		return usageError{fmt.Errorf("expected one folder, got %d arguments", len(pos))}
-	}
-	opts := bundle.Options{Args: rest, Terminal: *tty}
-	if len(rest) == 0 {
+	return len(args)
+}
+
+func cmdBundle(_ *globals, dir string, command []string, tty bool) error {
+	opts := bundle.Options{Args: command, Terminal: tty}
+	if len(command) == 0 {
 		opts.Args = []string{"sh"}
 	}
-	return bundle.Write(pos[0], opts)
+	return bundle.Write(dir, opts)
 }
 
-type createFlags struct {
-	bundle      *string
-	tty, stdin  *bool
-	logMaxSize  *string
-	logMaxFiles *int
+// createFlags are the flags create and run share (container.go).
+
+func createCmd(g *globals) *cobra.Command {
+	cf := &createFlags{}
+	cmd := &cobra.Command{
+		Use:   "create [flags] ID [--] [CMD ARG...]",
+		Short: "Create a container under its own shim, without starting it",
+		Long: "Create a container under its own tether-shim and leave it created; 'tether start' starts it.\n" +
+			containerSourceHelp,
+		Example: "  tether create --bundle /tmp/b c1\n" +
+			"  tether create --name c2 -e GREETING=hi -- sh -c 'echo $GREETING'",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, command, err := cf.idAndCommand(cmd, args)
+			if err != nil {
+				return err
+			}
+			return cmdCreate(cmd.Context(), g, id, command, cf)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
+	}
+	cf.register(cmd)
+	return cmd
 }
 
-func addCreateFlags(fs *flagSet) createFlags {
-	return createFlags{
-		bundle:      fs.String("bundle", ".", "bundle folder"),
-		tty:         fs.Bool("t", false, "allocate a terminal"),
-		stdin:       fs.Bool("i", false, "keep stdin open"),
-		logMaxSize:  fs.String("log-max-size", "0", "rotate the output log past this size (e.g. 10M); 0 never"),
-		logMaxFiles: fs.Int("log-max-files", 1, "rotated output logs kept"),
-	}
-}
-
-func (f createFlags) opts() (runtime.CreateOpts, error) {
-	size, err := parseSize(*f.logMaxSize)
-	if err != nil {
-		return runtime.CreateOpts{}, usageError{err}
-	}
-	if *f.logMaxFiles < 1 {
-		return runtime.CreateOpts{}, usageError{fmt.Errorf("--log-max-files %d: keep at least 1", *f.logMaxFiles)}
-	}
-	return runtime.CreateOpts{Terminal: *f.tty, Stdin: *f.stdin, LogMaxSize: size, LogMaxFiles: *f.logMaxFiles}, nil
-}
-
-func cmdCreate(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags("create", g)
-	cf := addCreateFlags(fs)
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
-	}
-	opts, err := cf.opts()
+func cmdCreate(ctx context.Context, g *globals, id string, command []string, cf *createFlags) error {
+	bundleDir, opts, err := cf.opts(command)
 	if err != nil {
 		return err
 	}
@@ -95,32 +85,12 @@ func cmdCreate(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.Create(ctx, id, *cf.bundle, opts)
-	return err
+	_, err = m.Create(ctx, id, bundleDir, opts)
+	return createHint(err, bundleDir, opts)
 }
 
-// load parses the flags of a command that takes one ID and loads it.
-func load(ctx context.Context, g *globals, name string, args []string, extra func(*flagSet)) (*runtime.Container, error) {
-	return loadChecked(ctx, g, name, args, extra, nil)
-}
-
-// loadChecked is load with check (if not nil) run on the parsed flags
-// before the root is read, so a bad flag value is reported as such
-// whatever the state of the container.
-func loadChecked(ctx context.Context, g *globals, name string, args []string, extra func(*flagSet), check func() error) (*runtime.Container, error) {
-	fs := newFlags(name, g)
-	if extra != nil {
-		extra(fs)
-	}
-	id, err := parseID(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if check != nil {
-		if err := check(); err != nil {
-			return nil, err
-		}
-	}
+// loadOne loads the container id.
+func loadOne(ctx context.Context, g *globals, id string) (*runtime.Container, error) {
 	m, err := g.manager()
 	if err != nil {
 		return nil, err
@@ -128,170 +98,143 @@ func loadChecked(ctx context.Context, g *globals, name string, args []string, ex
 	return m.Load(ctx, id)
 }
 
-func cmdStart(ctx context.Context, g *globals, args []string) error {
-	c, err := load(ctx, g, "start", args, nil)
-	if err != nil {
-		return err
+// simpleCmd wires a command that takes one container ID and no flags.
+func simpleCmd(g *globals, use, short, example string, complete idFilter, body func(context.Context, *runtime.Container) error) *cobra.Command {
+	return &cobra.Command{
+		Use: use + " [flags] ID", Short: short, Example: example, Args: oneID,
+		ValidArgsFunction: g.completeIDs(complete),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := loadOne(cmd.Context(), g, args[0])
+			if err != nil {
+				return err
+			}
+			return body(cmd.Context(), c)
+		},
 	}
-	return c.Start(ctx)
 }
 
-func cmdPause(ctx context.Context, g *globals, args []string) error {
-	c, err := load(ctx, g, "pause", args, nil)
-	if err != nil {
-		return err
-	}
-	return c.Pause(ctx)
+func startCmd(g *globals) *cobra.Command {
+	return simpleCmd(g, "start", "Start a created container", "  tether start c1", withStatus("created"),
+		func(ctx context.Context, c *runtime.Container) error { return c.Start(ctx) })
 }
 
-func cmdResume(ctx context.Context, g *globals, args []string) error {
-	c, err := load(ctx, g, "resume", args, nil)
-	if err != nil {
-		return err
-	}
-	return c.Resume(ctx)
+func pauseCmd(g *globals) *cobra.Command {
+	return simpleCmd(g, "pause", "Freeze every process of a container", "  tether pause c1", withStatus("running"),
+		func(ctx context.Context, c *runtime.Container) error { return c.Pause(ctx) })
 }
 
-func cmdKill(ctx context.Context, g *globals, args []string) error {
-	var sigName, execID *string
-	var all *bool
-	var sig syscall.Signal
-	c, err := loadChecked(ctx, g, "kill", args, func(fs *flagSet) {
-		sigName = fs.String("signal", "TERM", "signal name or number")
-		all = fs.Bool("all", false, "signal every process of the container")
-		execID = fs.String("exec-id", "", "signal this exec'd process")
-	}, func() error {
-		var err error
-		if sig, err = parseSignal(*sigName); err != nil {
-			return usageError{err}
-		}
-		if *all && *execID != "" {
-			return usageError{errors.New("--all signals every process of the container; --exec-id signals one: use one of them")}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return c.KillExec(ctx, *execID, sig, *all)
+func resumeCmd(g *globals) *cobra.Command {
+	cmd := simpleCmd(g, "resume", "Thaw a paused container", "  tether resume c1", withStatus("paused"),
+		func(ctx context.Context, c *runtime.Container) error { return c.Resume(ctx) })
+	cmd.Aliases = []string{"unpause"}
+	return cmd
 }
 
-func cmdWait(ctx context.Context, g *globals, args []string) error {
-	var execID *string
-	c, err := load(ctx, g, "wait", args, func(fs *flagSet) {
-		execID = fs.String("exec-id", "", "wait for this exec'd process")
-	})
+func killCmd(g *globals) *cobra.Command {
+	var sigName, execID string
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "kill [flags] ID",
+		Short:   "Signal init (or every process, or one exec'd process)",
+		Example: "  tether kill c1\n  tether kill --signal KILL c1\n  tether kill -s HUP --exec-id e1 c1",
+		Args:    oneID, ValidArgsFunction: g.completeIDs(withStatus("running", "paused", "created")),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdKill(cmd.Context(), g, args[0], sigName, execID, all)
+		},
+	}
+	cmd.Flags().StringVarP(&sigName, "signal", "s", "TERM", "signal name (TERM, SIGKILL, hup) or number")
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "signal every process of the container")
+	cmd.Flags().StringVar(&execID, "exec-id", "", "signal this exec'd process instead of init")
+	return cmd
+}
+
+func cmdKill(ctx context.Context, g *globals, id, sigName, execID string, all bool) error {
+	sig, err := parseSignal(sigName)
+	if err != nil {
+		return usageError{error: err}
+	}
+	if all && execID != "" {
+		return usagef("--all signals every process of the container; --exec-id signals one: use one of them")
+	}
+	c, err := loadOne(ctx, g, id)
 	if err != nil {
 		return err
 	}
-	exit, err := c.WaitExec(ctx, *execID)
+	return c.KillExec(ctx, execID, sig, all)
+}
+
+func waitCmd(g *globals) *cobra.Command {
+	var execID string
+	cmd := &cobra.Command{
+		Use:     "wait [flags] ID",
+		Short:   "Wait for the exit, print the status and exit with it",
+		Example: "  tether wait c1\n  tether wait --exec-id e1 c1",
+		Args:    oneID, ValidArgsFunction: g.completeIDs(nil),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdWait(cmd.Context(), g, args[0], execID)
+		},
+	}
+	cmd.Flags().StringVar(&execID, "exec-id", "", "wait for this exec'd process instead of init")
+	return markChildStatus(cmd)
+}
+
+func cmdWait(ctx context.Context, g *globals, id, execID string) error {
+	c, err := loadOne(ctx, g, id)
 	if err != nil {
 		return err
 	}
-	fmt.Println(exit.Status)
+	exit, err := c.WaitExec(ctx, execID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, exit.Status)
 	return exitError{exit.Status}
 }
 
-func cmdState(ctx context.Context, g *globals, args []string) error {
-	c, err := load(ctx, g, "state", args, nil)
-	if err != nil {
-		return err
+func deleteCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "delete [flags] ID...",
+		Aliases: []string{"rm"},
+		Short:   "Remove containers, their shims and their folders",
+		Long: "Remove each container: its shim, the runtime's container (mounts, cgroups) and its folder.\n" +
+			"A running or paused container is refused unless --force, which kills it first and also clears\n" +
+			"broken state. With several IDs every one is tried; on a terminal the progress is shown.",
+		Example: "  tether delete c1\n  tether rm -f $(tether ps -aq)",
+		Args:    someIDs, ValidArgsFunction: g.completeIDs(nil),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdDelete(cmd.Context(), g, args, force)
+		},
 	}
-	st, err := c.State(ctx)
-	if err != nil {
-		return err
-	}
-	return printJSON(st)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first; clear broken state")
+	return cmd
 }
 
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func cmdList(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags("list", g)
-	format := fs.String("format", "table", "table or json")
-	quiet := fs.Bool("q", false, "print IDs only")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageError{fmt.Errorf("list takes no arguments")}
-	}
-	if *format != "table" && *format != "json" {
-		return usageError{fmt.Errorf("--format %q: use table or json", *format)}
-	}
+// cmdDelete deletes each container, a few at a time. With one ID its
+// error is returned as is; with several, each failure is printed on its
+// own line and the command fails at the end.
+func cmdDelete(ctx context.Context, g *globals, ids []string, force bool) error {
 	m, err := g.manager()
 	if err != nil {
 		return err
 	}
-	states, err := m.List(ctx)
-	if err != nil {
-		return err
-	}
-	switch {
-	case *quiet:
-		for _, st := range states {
-			fmt.Println(st.ID)
+	del := func(ctx context.Context, id string) error {
+		c, err := m.Load(ctx, id)
+		if err != nil {
+			return err
 		}
-	case *format == "json":
-		if states == nil {
-			states = []*runtime.State{}
-		}
-		return printJSON(states)
-	default:
-		printTable(states)
+		return deleteHint(c, c.Delete(ctx, force))
 	}
-	return nil
+	if len(ids) == 1 {
+		return del(ctx, ids[0])
+	}
+	return forEach(ctx, g, "deleting", ids, del)
 }
 
-func printTable(states []*runtime.State) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tSTATUS\tPID\tSHIM PID\tEXIT\tEXECS\tCREATED\tBUNDLE")
-	for _, st := range states {
-		exit, created := "-", "-"
-		if st.ExitStatus != nil {
-			exit = fmt.Sprint(*st.ExitStatus)
-		}
-		if st.CreatedAt != nil {
-			created = st.CreatedAt.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", st.ID, st.Status, st.Pid, st.ShimPid, exit, liveExecs(st), created, st.Bundle)
-	}
-	w.Flush()
-}
-
-// liveExecs counts the exec'd processes that have not exited (running or
-// paused); finished ones are in 'tether state'.
-func liveExecs(st *runtime.State) int {
-	n := 0
-	for _, e := range st.Execs {
-		if e.ExitStatus == nil {
-			n++
-		}
-	}
-	return n
-}
-
-func cmdDelete(ctx context.Context, g *globals, args []string) error {
-	var force *bool
-	c, err := load(ctx, g, "delete", args, func(fs *flagSet) {
-		force = fs.Bool("force", false, "kill a running container first; clear broken state")
-		fs.BoolVar(force, "f", false, "same as --force")
-	})
-	if err != nil {
-		return err
-	}
-	return deleteHint(c, c.Delete(ctx, *force))
-}
-
-// parseSize reads 0, 1024, 10K, 10M, 1G.
+// parseSize reads 0, 1024, 10K, 10M, 1G (and 10k, 10m, 10MiB, 10MB).
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
-	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "i"))
+	t := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I"))
 	switch {
 	case strings.HasSuffix(t, "K"):
 		mult, t = 1<<10, t[:len(t)-1]
@@ -309,3 +252,5 @@ func parseSize(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+var errNoCommand = errors.New("no command: give it after the container ID (after -- if it has flags of its own)")

@@ -9,37 +9,55 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/tether-run/tether/crilog"
 )
 
-func cmdLogs(ctx context.Context, g *globals, args []string) error {
-	var follow, stamps *bool
-	var tail, since, execID *string
-	c, err := load(ctx, g, "logs", args, func(fs *flagSet) {
-		follow = fs.Bool("f", false, "follow new output until the process exits")
-		fs.BoolVar(follow, "follow", false, "same as -f")
-		tail = fs.String("tail", "all", "show the last N lines")
-		fs.StringVar(tail, "n", "all", "same as --tail")
-		since = fs.String("since", "", "show lines since a time (2026-01-02T15:04:05Z, 2026-01-02, a Unix time) or a duration ago (10m)")
-		stamps = fs.Bool("timestamps", false, "prefix each line with its time")
-		fs.BoolVar(stamps, "t", false, "same as --timestamps")
-		execID = fs.String("exec-id", "", "show the output of this exec'd process")
-	})
+func logsCmd(g *globals) *cobra.Command {
+	var o logsFlags
+	cmd := &cobra.Command{
+		Use:   "logs [flags] ID",
+		Short: "Print a container's output from its log",
+		Long: "Print a container's (or an exec'd process's) output, decoded from its log: stdout to stdout,\n" +
+			"stderr to stderr. With -f, follow new output until the process exits.",
+		Example: "  tether logs c1\n  tether logs -f --tail 10 c1\n  tether logs --since 10m --timestamps c1\n  tether logs --exec-id e1 c1",
+		Args:    oneID, ValidArgsFunction: g.completeIDs(nil),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdLogs(cmd.Context(), g, args[0], o)
+		},
+	}
+	fs := cmd.Flags()
+	fs.BoolVarP(&o.follow, "follow", "f", false, "follow new output until the process exits")
+	fs.StringVarP(&o.tail, "tail", "n", "all", "show the last N lines")
+	fs.StringVar(&o.since, "since", "", "show lines since a time (2026-01-02T15:04:05Z, 2026-01-02, a Unix time) or a duration ago (10m)")
+	fs.BoolVarP(&o.stamps, "timestamps", "t", false, "prefix each line with its time")
+	fs.StringVar(&o.execID, "exec-id", "", "show the output of this exec'd process")
+	return cmd
+}
+
+// logsFlags are the options of logs.
+type logsFlags struct {
+	follow, stamps      bool
+	tail, since, execID string
+}
+
+func cmdLogs(ctx context.Context, g *globals, id string, o logsFlags) error {
+	opts, err := readOptions(o.tail, o.since, o.stamps)
+	if err != nil {
+		return usageError{error: err}
+	}
+	c, err := loadOne(ctx, g, id)
 	if err != nil {
 		return err
 	}
-	opts, err := readOptions(*tail, *since, *stamps)
-	if err != nil {
-		return err
-	}
-	log, err := c.Log(*execID)
+	log, err := c.Log(o.execID)
 	if err != nil {
 		return err
 	}
 	if _, err := os.Stat(log.Path); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no log at %s: is the container or exec ID right?", log.Path)
 	}
-	if !*follow {
+	if !o.follow {
 		return crilog.Dump(log.Path, opts, os.Stdout, os.Stderr)
 	}
 	err = crilog.Follow(ctx, log.Path, opts, os.Stdout, os.Stderr, log.Done)

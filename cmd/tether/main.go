@@ -1,12 +1,14 @@
 // Command tether is a daemonless manager for containers run through
 // tether-shim. Every call loads the containers it needs from the runtime
 // root, so each one exercises the reattach path.
+//
+// The command line is built with github.com/spf13/cobra (cli.go); each
+// command's body is a plain function next to its wiring.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/tether-run/tether/runtime"
 )
 
@@ -26,65 +30,64 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.statu
 // Tether's own failures exit with 1, or with 125 in the commands whose exit
 // status is the container's (run, exec, wait, attach), as podman does; there
 // a process whose executable is not in the container gives 127, and one
-// that cannot be run 126, as shells and podman do.
+// that cannot be run 126, as shells and podman do. A mistake in how tether
+// was called exits with 2.
 const (
 	exitFailure        = 1
+	exitUsage          = 2
 	exitFailureInChild = 125
 	exitNoExec         = 126
 	exitNoCommand      = 127
 )
 
+// globals are the flags every command takes, before or after its name.
 type globals struct {
 	root, runtime, logLevel, logFormat string
 	shimDebug, noAdopt                 bool
-}
 
-type command struct {
-	name, usage, summary string
-	childStatus          bool // the exit status is the container's
-	run                  func(ctx context.Context, g *globals, args []string) error
+	stdout, stderr io.Writer
+	stopSignals    func() // ends the signal context set up for the command
 }
-
-var commands []*command
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run executes one command line and returns the process's exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	g := &globals{}
-	fs := flag.NewFlagSet("tether", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	g.register(fs)
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "tether: %v: see 'tether help'\n", err)
-		return 2
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	if g.stopSignals != nil {
+		g.stopSignals()
 	}
-	rest := fs.Args()
-	if len(rest) == 0 || rest[0] == "help" || rest[0] == "--help" {
-		usage(stdout)
-		return 0
-	}
-	cmd := lookup(rest[0])
-	if cmd == nil {
-		fmt.Fprintf(stderr, "tether: unknown command %q: see 'tether help'\n", rest[0])
-		return 2
-	}
-	if err := g.setupLogging(stderr); err != nil {
-		fmt.Fprintln(stderr, "tether:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	if cmd.name == "run" || cmd.name == "exec" || cmd.name == "attach" {
-		stop() // these forward signals to the container themselves
-		ctx = context.Background()
-	} else {
-		defer stop()
-	}
-	return report(cmd, cmd.run(ctx, g, rest[1:]), stderr)
+	return report(cmd, err, stderr)
 }
 
-func report(cmd *command, err error, stderr io.Writer) int {
+// prepare runs before every command: logging, and a context that ends on
+// SIGINT or SIGTERM, except for the commands that forward signals to a
+// container themselves.
+func (g *globals) prepare(cmd *cobra.Command, _ []string) error {
+	if err := g.setupLogging(g.stderr); err != nil {
+		return usageError{error: err}
+	}
+	if forwardsSignals(cmd) {
+		cmd.SetContext(context.Background())
+		return nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	cmd.SetContext(ctx)
+	g.stopSignals = stop
+	return nil
+}
+
+// report prints err as one line naming the command and returns the exit
+// status: the process's for an exitError, 2 for a usage mistake, else 1
+// (125, 126 or 127 in a command whose status is the container's).
+func report(cmd *cobra.Command, err error, stderr io.Writer) int {
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.status
@@ -92,15 +95,20 @@ func report(cmd *command, err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	var ar errAlreadyReported
+	if errors.As(err, &ar) {
+		return exitFailure
+	}
+	name := commandName(cmd)
+	msg := oneLine(err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "tether %s: %v: usage: tether %s %s\n", cmd.name, err, cmd.name, cmd.usage)
-		return 2
+		fmt.Fprintf(stderr, "%s: %s%s\n", name, msg, usageHint(cmd, ue))
+		return exitUsage
 	}
-	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
-	fmt.Fprintf(stderr, "tether %s: %s\n", cmd.name, msg)
+	fmt.Fprintf(stderr, "%s: %s\n", name, msg)
 	switch {
-	case !cmd.childStatus:
+	case !childStatus(cmd):
 		return exitFailure
 	case errors.Is(err, runtime.ErrCommandNotFound):
 		return exitNoCommand
@@ -110,19 +118,35 @@ func report(cmd *command, err error, stderr io.Writer) int {
 	return exitFailureInChild
 }
 
-func (g *globals) register(fs *flag.FlagSet) {
-	// Defaults are the values already parsed, so global flags may come
-	// before or after the command name.
-	if g.root == "" {
-		g.root, g.runtime = envOr("TETHER_ROOT", runtime.DefaultRoot), envOr("TETHER_RUNTIME", "runc")
-		g.logLevel, g.logFormat = "warn", "text"
+// commandName is "tether" or "tether NAME", NAME as the user typed it
+// (an alias such as rm stays rm).
+func commandName(cmd *cobra.Command) string {
+	if cmd == nil || !cmd.HasParent() {
+		return "tether"
 	}
-	fs.StringVar(&g.root, "root", g.root, "runtime root")
-	fs.StringVar(&g.runtime, "runtime", g.runtime, "OCI runtime binary")
-	fs.StringVar(&g.logLevel, "log-level", g.logLevel, "log level: debug, info, warn, error")
-	fs.StringVar(&g.logFormat, "log-format", g.logFormat, "log format: text or json")
-	fs.BoolVar(&g.shimDebug, "shim-debug", g.shimDebug, "new shims log at debug level")
-	fs.BoolVar(&g.noAdopt, "no-adopt", g.noAdopt, "never start a shim for a container whose shim died while it runs (report it unknown)")
+	name := cmd.CalledAs()
+	if name == "" {
+		name = cmd.Name()
+	}
+	return "tether " + name
+}
+
+// usageHint ends a usage error's line: the usage, and where the help is.
+func usageHint(cmd *cobra.Command, ue usageError) string {
+	if cmd == nil || !cmd.HasParent() || ue.noUsage {
+		return " (see 'tether help')"
+	}
+	return fmt.Sprintf("; usage: %s (see 'tether %s --help')", strings.TrimSpace(cmd.UseLine()), cmd.Name())
+}
+
+// register defines the global flags on fs.
+func (g *globals) register(fs *pflag.FlagSet) {
+	fs.StringVar(&g.root, "root", envOr("TETHER_ROOT", runtime.DefaultRoot), "runtime root, or $TETHER_ROOT")
+	fs.StringVar(&g.runtime, "runtime", envOr("TETHER_RUNTIME", "runc"), "OCI runtime binary (runc or crun), or $TETHER_RUNTIME")
+	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&g.shimDebug, "shim-debug", false, "new shims log at debug level")
+	fs.BoolVar(&g.noAdopt, "no-adopt", false, "never start a shim for a container whose shim died while it runs (report it unknown)")
 }
 
 func envOr(key, def string) string {
@@ -152,22 +176,4 @@ func (g *globals) setupLogging(stderr io.Writer) error {
 
 func (g *globals) manager() (*runtime.Manager, error) {
 	return runtime.New(runtime.Opts{Root: g.root, Runtime: g.runtime, ShimDebug: g.shimDebug, NoAdopt: g.noAdopt})
-}
-
-func lookup(name string) *command {
-	for _, c := range commands {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: tether [--root DIR] [--runtime NAME] [--log-level LEVEL] [--log-format text|json] [--no-adopt] COMMAND ...")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
-		fmt.Fprintf(w, "           tether %s %s\n", c.name, c.usage)
-	}
 }

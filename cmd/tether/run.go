@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,23 +13,46 @@ import (
 	"github.com/containerd/console"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/runtime"
 )
 
-func cmdRun(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags("run", g)
-	cf := addCreateFlags(fs)
-	detach := fs.Bool("d", false, "return once the container runs")
-	rm := fs.Bool("rm", false, "delete the container after it exits")
-	id, err := parseID(fs, args)
-	if err != nil {
-		return err
+func runCmd(g *globals) *cobra.Command {
+	cf := &createFlags{}
+	var detach, rm bool
+	cmd := &cobra.Command{
+		Use:   "run [flags] ID [--] [CMD ARG...]",
+		Short: "Create and start a container; without -d stream its output and exit with its status",
+		Long: "Create and start a container. Without -d, stream its output, forward signals (and stdin with\n" +
+			"-i, the terminal with -t) and exit with its status; --rm then deletes it once it has exited.\n" +
+			containerSourceHelp,
+		Example: "  tether run c1 -- echo hello\n" +
+			"  tether run -it --rm shell\n" +
+			"  tether run -d --name web --memory 64m --cpus 0.5 -v /srv/data:/data:ro -- httpd -f -p 8080\n" +
+			"  tether run --rootfs /srv/alpine -u 1000:1000 -w /tmp -e HOME=/tmp c2 -- sh\n" +
+			"  tether run -d --bundle /tmp/b c3",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, command, err := cf.idAndCommand(cmd, args)
+			if err != nil {
+				return err
+			}
+			return cmdRun(cmd.Context(), g, id, command, cf, detach, rm)
+		},
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
-	if *detach && *rm {
-		return usageError{errors.New("--rm needs a foreground run: without -d, or delete it later with 'tether delete'")}
+	cf.register(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the container runs")
+	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container after it exits (foreground only)")
+	return markForwardsSignals(markChildStatus(cmd))
+}
+
+func cmdRun(ctx context.Context, g *globals, id string, command []string, cf *createFlags, detach, rm bool) error {
+	if detach && rm {
+		return usagef("--rm needs a foreground run: without -d, or delete it later with 'tether delete'")
 	}
-	opts, err := cf.opts()
+	bundleDir, opts, err := cf.opts(command)
 	if err != nil {
 		return err
 	}
@@ -38,16 +60,16 @@ func cmdRun(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := m.Create(ctx, id, *cf.bundle, opts)
+	c, err := m.Create(ctx, id, bundleDir, opts)
 	if err != nil {
-		return err
+		return createHint(err, bundleDir, opts)
 	}
-	if *detach {
+	if detach {
 		return startOrUndo(ctx, c)
 	}
 	status, err := foreground(ctx, session{c: c, tty: opts.Terminal, stdin: opts.Stdin, fromStart: true,
 		begin: func() error { return startOrUndo(ctx, c) }})
-	if *rm && err == nil {
+	if rm && err == nil {
 		if derr := c.Delete(context.Background(), false); derr != nil {
 			return derr
 		}
@@ -264,25 +286,62 @@ func localSize() (console.WinSize, bool) {
 	return console.WinSize{}, false
 }
 
-func cmdExec(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags("exec", g)
-	detach := fs.Bool("d", false, "return once the process runs")
-	tty := fs.Bool("t", false, "allocate a terminal")
-	stdin := fs.Bool("i", false, "keep stdin open")
-	execID := fs.String("exec-id", "", "name of the process (default: generated)")
-	cwd := fs.String("cwd", "", "working folder in the container")
-	var env multiFlag
-	fs.Var(&env, "env", "KEY=VALUE to add to the environment (repeatable)")
-	pos, rest, err := parse(fs, args)
+func execCmd(g *globals) *cobra.Command {
+	var o execFlags
+	cmd := &cobra.Command{
+		Use:   "exec [flags] ID [--] CMD ARG...",
+		Short: "Run a process in a running container",
+		Long: "Run a process in a running container, with the container's own user, environment and\n" +
+			"working folder unless given here. Without -d, stream its output and exit with its status.",
+		Example: "  tether exec c1 ls -l /\n  tether exec -it c1 sh\n  tether exec -d --exec-id e1 c1 -- sleep 100",
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, command, err := splitCommand(cmd, args, true)
+			if err != nil {
+				return err
+			}
+			if len(command) == 0 {
+				return usageError{error: errNoCommand}
+			}
+			return cmdExec(cmd.Context(), g, id, command, o)
+		},
+		ValidArgsFunction: g.completeIDs(withStatus("running")),
+	}
+	fs := cmd.Flags()
+	fs.SetInterspersed(false)
+	fs.BoolVarP(&o.detach, "detach", "d", false, "return once the process runs (prints its generated exec ID)")
+	fs.BoolVarP(&o.tty, "tty", "t", false, "allocate a terminal")
+	fs.BoolVarP(&o.stdin, "interactive", "i", false, "keep stdin open")
+	fs.StringVar(&o.execID, "exec-id", "", "name of the process (default: generated)")
+	fs.StringVarP(&o.cwd, "workdir", "w", "", "working folder in the container (default: the container's)")
+	fs.StringVar(&o.cwd, "cwd", "", "same as --workdir")
+	fs.StringArrayVarP(&o.env, "env", "e", nil, "KEY=VALUE to add to the environment (repeatable)")
+	fs.StringArrayVar(&o.envFiles, "env-file", nil, "read KEY=VALUE lines from a file (repeatable)")
+	fs.StringVarP(&o.user, "user", "u", "", "UID[:GID] (numbers) (default: the container's)")
+	return markForwardsSignals(markChildStatus(cmd))
+}
+
+// execFlags are exec's options.
+type execFlags struct {
+	detach, tty, stdin bool
+	execID, cwd, user  string
+	env, envFiles      []string
+}
+
+func cmdExec(ctx context.Context, g *globals, id string, rest []string, o execFlags) error {
+	env, err := readEnvFiles(o.envFiles)
 	if err != nil {
 		return err
 	}
-	id, err := oneID(pos)
-	if err != nil {
-		return err
-	}
-	if len(rest) == 0 {
-		return usageError{errors.New("no command: give it after --")}
+	env = append(env, expandEnv(o.env)...)
+	var user *specs.User
+	if o.user != "" {
+		// Names would need the container's /etc/passwd: numbers only.
+		u, err := parseUser(o.user, "")
+		if err != nil {
+			return usageError{error: err}
+		}
+		user = &u
 	}
 	m, err := g.manager()
 	if err != nil {
@@ -297,29 +356,32 @@ func cmdExec(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	spec.Env = append(spec.Env, env...)
-	if *cwd != "" {
-		spec.Cwd = *cwd
+	if o.cwd != "" {
+		spec.Cwd = o.cwd
 	}
-	if ws, ok := localSize(); *tty && !*detach && ok {
+	if user != nil {
+		spec.User = *user
+	}
+	if ws, ok := localSize(); o.tty && !o.detach && ok {
 		// The process starts with the local size (no 0x0 first prompt).
 		spec.ConsoleSize = &specs.Box{Height: uint(ws.Height), Width: uint(ws.Width)}
 	}
-	name := *execID
+	name := o.execID
 	if name == "" {
 		name = newExecID()
 	}
-	opts := runtime.ExecOpts{ID: name, Process: spec, Terminal: *tty, Stdin: *stdin, Attach: !*detach}
+	opts := runtime.ExecOpts{ID: name, Process: spec, Terminal: o.tty, Stdin: o.stdin, Attach: !o.detach}
 	_, stream, err := c.Exec(ctx, opts)
 	if err != nil {
 		return execHint(ctx, c, err)
 	}
-	if *detach {
-		if *execID == "" {
-			fmt.Println(name)
+	if o.detach {
+		if o.execID == "" {
+			fmt.Fprintln(g.stdout, name)
 		}
 		return nil
 	}
-	status, err := streamProcess(ctx, session{c: c, exec: name, tty: *tty, stdin: *stdin, fromStart: true}, stream)
+	status, err := streamProcess(ctx, session{c: c, exec: name, tty: o.tty, stdin: o.stdin, fromStart: true}, stream)
 	if err != nil {
 		return err
 	}
@@ -332,20 +394,30 @@ func newExecID() string {
 	return "exec-" + hex.EncodeToString(b)
 }
 
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+func attachCmd(g *globals) *cobra.Command {
+	var noStdin bool
+	cmd := &cobra.Command{
+		Use:   "attach [flags] ID",
+		Short: "Stream a container's live output and forward input",
+		Long: "Stream a container's live output from now on (what came before is in 'tether logs') and,\n" +
+			"when it was created with -i, forward input; the end of the local input closes the\n" +
+			"container's. Exits with the container's status.",
+		Example: "  tether attach c1\n  tether attach --no-stdin c1",
+		Args:    oneID, ValidArgsFunction: g.completeIDs(withStatus("running", "created", "paused")),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmdAttach(cmd.Context(), g, args[0], noStdin)
+		},
+	}
+	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "only watch: do not forward input (nor its end)")
+	return markForwardsSignals(markChildStatus(cmd))
+}
 
 // cmdAttach streams a container's live output from now on (what came
 // before is in 'tether logs') and, when it was created with -i and
 // --no-stdin is not given, forwards input; the end of the local input
 // closes the container's. It exits with the container's status.
-func cmdAttach(ctx context.Context, g *globals, args []string) error {
-	var noStdin *bool
-	c, err := load(ctx, g, "attach", args, func(fs *flagSet) {
-		noStdin = fs.Bool("no-stdin", false, "only watch: do not forward input (nor its end)")
-	})
+func cmdAttach(ctx context.Context, g *globals, id string, noStdin bool) error {
+	c, err := loadOne(ctx, g, id)
 	if err != nil {
 		return err
 	}
@@ -353,7 +425,7 @@ func cmdAttach(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	status, err := foreground(ctx, session{c: c, tty: rec.Terminal, stdin: rec.Stdin && !*noStdin})
+	status, err := foreground(ctx, session{c: c, tty: rec.Terminal, stdin: rec.Stdin && !noStdin})
 	if err != nil {
 		return err
 	}

@@ -205,3 +205,38 @@ func WaitFd(fd int, d time.Duration) bool {
 		}
 	}
 }
+
+// sigkillBit is SIGKILL's bit in the pending-signal masks of
+// /proc/PID/status.
+const sigkillBit = 1 << (syscall.SIGKILL - 1)
+
+// Dying reports whether the process id names is gone (see Check) or has a
+// SIGKILL pending, so it will be gone shortly: the kernel's OOM killer
+// queues SIGKILL on its victim before it counts the kill, so a process
+// that is not Dying when the count is read was not that kill's victim.
+func (id Identity) Dying() bool {
+	if id.Check() != nil {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(id.Pid) + "/status")
+	if err != nil {
+		return true // gone since Check
+	}
+	return killPending(b)
+}
+
+// killPending reads the SigPnd (thread) and ShdPnd (process) masks of a
+// /proc/PID/status text for SIGKILL.
+func killPending(status []byte) bool {
+	for _, line := range strings.Split(string(status), "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "SigPnd" && name != "ShdPnd") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
+		if err == nil && mask&sigkillBit != 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -92,3 +92,44 @@ func TestWaitExit(t *testing.T) {
 		t.Fatal("a killed process (a zombie until reaped) was not reported gone")
 	}
 }
+
+func TestKillPending(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"nothing pending", "Name:\tsh\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n", false},
+		{"SIGKILL to the process", "SigPnd:\t0000000000000000\nShdPnd:\t0000000000000100\n", true},
+		{"SIGKILL to the thread", "SigPnd:\t0000000000000100\nShdPnd:\t0000000000000000\n", true},
+		{"SIGTERM only", "SigPnd:\t0000000000004000\nShdPnd:\t0000000000000000\n", false},
+		{"SIGKILL blocked is not pending", "SigPnd:\t0000000000000000\nSigBlk:\t0000000000000100\n", false},
+		{"garbage", "ShdPnd:\tzz\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := killPending([]byte(tc.in)); got != tc.want {
+				t.Errorf("killPending = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDying(t *testing.T) {
+	cmd := exec.Command("sleep", "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := Identify(cmd.Process.Pid)
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatal(err)
+	}
+	if id.Dying() {
+		t.Error("a sleeping process is dying")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !id.Dying() {
+		t.Error("a reaped process is not dying")
+	}
+}

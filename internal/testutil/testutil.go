@@ -6,6 +6,7 @@ package testutil
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tether-run/tether/bundle"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/sweep"
+	"github.com/tether-run/tether/internal/testutil/cgpath"
 	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/runtime"
 	"github.com/tether-run/tether/store"
@@ -91,6 +94,7 @@ type Env struct {
 	Runtime string
 	Bin     string
 	mgr     *runtime.Manager
+	cgroups []string // the cgroupsPaths of the env's bundles, removed at cleanup
 }
 
 // NewEnv makes a fresh short root (socket paths stay under 108 bytes) for
@@ -134,18 +138,94 @@ func (e *Env) Bundle(args ...string) string {
 	return e.BundleWith(bundle.Options{Args: args})
 }
 
-// BundleWith writes a bundle with the given options.
+// BundleWith writes a bundle with the given options into a fresh folder.
+// Its config.json carries a linux.cgroupsPath unique to the test run
+// (cgpath), so its container never shares a cgroup with a container of
+// another test or suite running at once. One bundle is for one container
+// at a time: SameBundle gives another container the same rootfs and
+// config with a cgroup of its own.
 func (e *Env) BundleWith(opts bundle.Options) string {
+	e.T.Helper()
+	dir := e.bundleDir()
+	if err := bundle.Write(dir, opts); err != nil {
+		e.T.Fatal(err)
+	}
+	e.newCgroup(dir)
+	return dir
+}
+
+// SameBundle returns a new bundle folder for one more container of b at
+// the same time: b's config.json with root.path pointing at b's rootfs
+// and a cgroupsPath of its own. b's config is read now; edit it first.
+func (e *Env) SameBundle(b string) string {
+	e.T.Helper()
+	dir := e.bundleDir()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		e.T.Fatal(err)
+	}
+	EditSpec(e.T, b, func(*specs.Spec) {}) // fails the test if b's config does not parse
+	data, err := os.ReadFile(filepath.Join(b, "config.json"))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		e.T.Fatal(err)
+	}
+	EditSpec(e.T, dir, func(s *specs.Spec) {
+		if !filepath.IsAbs(s.Root.Path) {
+			s.Root.Path = filepath.Join(b, s.Root.Path)
+		}
+	})
+	e.newCgroup(dir)
+	return dir
+}
+
+// bundleDir makes a short fresh folder, removed at cleanup, and returns
+// the not yet existing bundle path "b" inside it.
+func (e *Env) bundleDir() string {
 	e.T.Helper()
 	dir, err := os.MkdirTemp("", "tb")
 	if err != nil {
 		e.T.Fatal(err)
 	}
 	e.T.Cleanup(func() { os.RemoveAll(dir) })
-	if err := bundle.Write(filepath.Join(dir, "b"), opts); err != nil {
-		e.T.Fatal(err)
-	}
 	return filepath.Join(dir, "b")
+}
+
+// newCgroup gives the bundle at dir a fresh cgroupsPath, removed (once its
+// container is deleted) at the env's cleanup.
+func (e *Env) newCgroup(dir string) {
+	e.T.Helper()
+	p := cgpath.New()
+	EditSpec(e.T, dir, func(s *specs.Spec) {
+		if s.Linux == nil {
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.CgroupsPath = p
+	})
+	e.cgroups = append(e.cgroups, p)
+}
+
+// EditSpec rewrites the config.json of the bundle at dir through edit,
+// failing the test on any error.
+func EditSpec(t testing.TB, dir string, edit func(*specs.Spec)) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	edit(&s)
+	if data, err = json.MarshalIndent(&s, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Result is what a CLI call did.
@@ -196,6 +276,9 @@ func (e *Env) cleanup() {
 		}
 	}
 	e.cleanRuntimeRoots()
+	for _, p := range e.cgroups {
+		cgpath.Remove(p) // the runtime's delete removed it unless a test left a process there
+	}
 	os.RemoveAll(e.Root)
 }
 

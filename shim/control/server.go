@@ -237,6 +237,18 @@ func (c *call) run(ctx context.Context, msg shimapi.Message) (*shimapi.Response,
 		return &shimapi.Response{Version: c.v, Stats: c.s.stats()}, nil
 	case shimapi.StateReq:
 		return &shimapi.Response{Version: c.v, State: wireState(core.State())}, nil
+	case shimapi.MetricsReq:
+		st, err := core.Metrics()
+		if err != nil {
+			return c.fail(creatingHint(err)), nil
+		}
+		return &shimapi.Response{Version: c.v, Metrics: st}, nil
+	case shimapi.PidsReq:
+		pids, err := core.Pids(ctx)
+		if err != nil {
+			return c.fail(creatingHint(err)), nil
+		}
+		return &shimapi.Response{Version: c.v, Pids: pids}, nil
 	case shimapi.ExecReq:
 		return c.exec(ctx, m)
 	case shimapi.WaitReq:
@@ -277,6 +289,8 @@ func (c *call) control(ctx context.Context, msg shimapi.Message) error {
 		return core.Pause(ctx)
 	case shimapi.ResumeReq:
 		return core.Resume(ctx)
+	case shimapi.UpdateReq:
+		return core.Update(ctx, &m.Resources)
 	}
 	return fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, msg.Op())
 }

@@ -18,6 +18,7 @@ func wireState(st shim.State) *shimapi.State {
 	if st.Exit != nil {
 		status := st.Exit.Status
 		w.ExitStatus, w.ExitedAt, w.Reason = &status, timePtr(st.Exit.ExitedAt), st.Exit.Reason
+		w.OOMKilled, w.OOMKills = st.Exit.OOMKilled, st.Exit.OOMKills
 	}
 	for _, p := range st.Execs {
 		e := shimapi.ExecState{ID: p.ID, Status: p.Status, Pid: p.Pid}
@@ -36,7 +37,8 @@ func wireExit(e *store.ExitRecord) *shimapi.Exit {
 	if e == nil {
 		return nil
 	}
-	return &shimapi.Exit{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason}
+	return &shimapi.Exit{Pid: e.Pid, Status: e.Status, ExitedAt: e.ExitedAt, Reason: e.Reason,
+		OOMKilled: e.OOMKilled, OOMKills: e.OOMKills}
 }
 
 func timePtr(t time.Time) *time.Time {

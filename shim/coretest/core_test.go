@@ -43,11 +43,7 @@ func TestCoreInProcess(t *testing.T) {
 func coreInProcess(t *testing.T, rt string) {
 	e := testutil.NewEnv(t, rt)
 	id := "core-" + rt
-	b := filepath.Join(e.Root, "bundle-"+rt)
-	if err := bundle.Write(b, bundle.Options{Args: []string{"sh", "-c", "echo to-out; echo to-err >&2; exec sleep 1000"}}); err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(b)
+	b := e.BundleWith(bundle.Options{Args: []string{"sh", "-c", "echo to-out; echo to-err >&2; exec sleep 1000"}})
 	folder := store.At(e.Root, id)
 	if err := folder.Make(); err != nil {
 		t.Fatal(err)

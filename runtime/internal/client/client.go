@@ -19,11 +19,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tether-run/tether/cgroups"
 	"github.com/tether-run/tether/internal/errdefs"
 	"github.com/tether-run/tether/internal/unixsock"
 	"github.com/tether-run/tether/shimapi"
@@ -183,6 +185,48 @@ func (c *Client) Stats(ctx context.Context) (*shimapi.Stats, error) {
 		return nil, fmt.Errorf("stats: %w: empty answer", errdefs.ErrUnresponsive)
 	}
 	return resp.Stats, nil
+}
+
+// Metrics asks for the container's cgroup usage and limits.
+func (c *Client) Metrics(ctx context.Context) (*cgroups.Stats, error) {
+	resp, err := c.call(ctx, shimapi.MetricsReq{}, c.d.State)
+	if err != nil {
+		return nil, tooOld(shimapi.OpMetrics, err)
+	}
+	if resp.Metrics == nil {
+		return nil, fmt.Errorf("metrics: %w: empty answer", errdefs.ErrUnresponsive)
+	}
+	return resp.Metrics, nil
+}
+
+// Pids asks for the host pids of the container's processes.
+func (c *Client) Pids(ctx context.Context) ([]int, error) {
+	resp, err := c.call(ctx, shimapi.PidsReq{}, c.d.Single)
+	if err != nil {
+		return nil, tooOld(shimapi.OpPids, err)
+	}
+	return resp.Pids, nil
+}
+
+// Update changes the container's limits through the OCI runtime.
+func (c *Client) Update(ctx context.Context, res *specs.LinuxResources) error {
+	_, err := c.call(ctx, shimapi.UpdateReq{Resources: *res}, c.d.Single)
+	return tooOld(shimapi.OpUpdate, err)
+}
+
+// tooOld turns the refusal of an operation added to protocol version 1
+// after its first release (metrics, update, pids), which shims of that release
+// answer with "unknown operation" and CodeInvalid, into an error wrapping
+// errdefs.ErrVersion that says why and what to do. It is the one place
+// that matches a shim's message text: those shims send nothing better.
+func tooOld(op string, err error) error {
+	var re *shimapi.RemoteError
+	if err == nil || !errors.Is(err, errdefs.ErrInvalid) || !errors.As(err, &re) ||
+		!strings.Contains(re.Msg, "unknown operation") {
+		return err
+	}
+	return fmt.Errorf("%w: the container's shim was started by an older tether that has no %s operation: recreate the container to use it (%w)",
+		errdefs.ErrVersion, op, err)
 }
 
 // Start starts the container's init.
