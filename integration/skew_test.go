@@ -117,11 +117,11 @@ func TestVersionSkew(t *testing.T) {
 	}
 	// upgrade in place: the old shim has no upgrade operation, so it is
 	// refused with the fix, and the old shim serves on
-	c, err := e.NewManager().Load(ctx, "skew2")
+	uc, err := e.NewManager().Load(ctx, "skew2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Upgrade(ctx, filepath.Join(e.Bin, "tether-shim")); !errors.Is(err, runtime.ErrNotUpgradable) ||
+	if _, err := uc.Upgrade(ctx, filepath.Join(e.Bin, "tether-shim")); !errors.Is(err, runtime.ErrNotUpgradable) ||
 		!strings.Contains(err.Error(), "predates in-place upgrades") || !strings.Contains(err.Error(), "restart the container") {
 		t.Errorf("upgrade of an old shim: %v, want ErrNotUpgradable saying to restart the container", err)
 	}
