@@ -152,10 +152,17 @@ func clip(b []byte) []byte {
 	return b
 }
 
+// TimeLayout is the timestamp layout the Writer uses: RFC 3339 in UTC with
+// exactly nine fraction digits, so every header has the same width.
+// time.RFC3339Nano trims trailing zeros, and podman's k8s-file reader
+// (libpod/logs, layout "2006-01-02T15:04:05.000000000Z07:00") rejects such
+// lines; the readers here accept both forms.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // appendHeader appends "<time> <stream> F " to dst; the tag byte is at
 // len(result)-2 so that callers can switch it to 'P'.
 func appendHeader(dst []byte, t time.Time, s Stream) []byte {
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = t.UTC().AppendFormat(dst, TimeLayout)
 	dst = append(dst, ' ')
 	dst = append(dst, s...)
 	return append(dst, " F "...)

@@ -74,7 +74,7 @@ func TestWriteStreamEntries(t *testing.T) {
 	}
 	w.Close()
 	data, _ := os.ReadFile(path)
-	want := "2024-05-01T12:00:00.0000005Z stderr F a\n2024-05-01T12:00:00.0000005Z stderr P b\n"
+	want := "2024-05-01T12:00:00.000000500Z stderr F a\n2024-05-01T12:00:00.000000500Z stderr P b\n"
 	if string(data) != want {
 		t.Fatalf("file holds %q, want %q", data, want)
 	}
