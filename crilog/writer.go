@@ -38,6 +38,10 @@ type Options struct {
 	// kept besides path itself; 0 (or less) means 1. Rotated files beyond
 	// MaxFiles left by an earlier, larger setting are not removed.
 	MaxFiles int
+	// Truncate, with MaxSize, empties the file instead of rotating it when
+	// the next entry would take it past MaxSize, and keeps writing at its
+	// start (conmon's --log-size-max); no rotated files are made.
+	Truncate bool
 }
 
 // Writer appends entries to a log file and rotates it. It is safe for
@@ -212,6 +216,13 @@ func (w *Writer) flush() error {
 // renames path to path.1 and continues in a new file at path. The new file
 // is created first, so a failure leaves the current file in use.
 func (w *Writer) rotate() error {
+	if w.opts.Truncate {
+		if err := w.f.Truncate(0); err != nil {
+			return err
+		}
+		w.size = 0
+		return nil
+	}
 	tmp := w.path + ".next"
 	nf, err := openLogFile(tmp, os.O_WRONLY|os.O_TRUNC)
 	if err != nil {
