@@ -53,6 +53,9 @@ type Options struct {
 	Role string
 	// Adopt is the record file an adopting monitor takes over.
 	Adopt string
+	// AdoptStatus, for an adopting monitor, is the init's exit status the
+	// watcher observed when the init ended before any adopter ran.
+	AdoptStatus string
 }
 
 // The roles of a tether-conmon process other than the one podman starts.
@@ -136,6 +139,7 @@ func (o *Options) table() []option {
 		// Tether's own, never passed by podman.
 		{"tether-role", 0, argString, &o.Role},
 		{"tether-adopt", 0, argString, &o.Adopt},
+		{"tether-status", 0, argString, &o.AdoptStatus},
 	}
 }
 
