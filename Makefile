@@ -15,7 +15,7 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/tether-conmon
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build
