@@ -5,7 +5,7 @@ DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+.PHONY: all deps build demo test unit lint bench fuzz clean test-podman-system
 
 all: build
 
@@ -42,6 +42,18 @@ BENCH_FLAGS ?=
 bench: deps build
 	@bash hack/bench-deps.sh
 	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
+
+# test-podman-system: podman v4.3.1's own system tests (the bats files in
+# ../shared/peer-tests, not part of this repository) run twice, with
+# /usr/bin/conmon and with bin/tether-conmon, and compared: the last line
+# is `regressions: N`. About 15 minutes per run on 2 cores.
+PEER_TESTS ?= $(CURDIR)/../shared/peer-tests
+PODMAN_SYSTEM_OUT ?= /tmp/tether-podman-system
+test-podman-system: deps build
+	@[ -f $(PEER_TESTS)/podman-system.sh ] || { echo "test-podman-system: no $(PEER_TESTS)/podman-system.sh: set PEER_TESTS to the folder holding it"; exit 2; }
+	bash $(PEER_TESTS)/podman-system.sh -m /usr/bin/conmon -o $(PODMAN_SYSTEM_OUT)/conmon
+	bash $(PEER_TESTS)/podman-system.sh -m $(BIN)/tether-conmon -o $(PODMAN_SYSTEM_OUT)/tether-conmon \
+	  -c $(PODMAN_SYSTEM_OUT)/conmon
 
 FUZZTIME ?= 1m
 fuzz:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tether's build, demo and tests need on a Debian machine:
-# runc, crun and busybox-static. Run as root. Also makes crun usable on a
+# runc, crun, busybox-static, and podman (with its conmon and CNI plugins)
+# plus script(1) for the tether-conmon tests. Run as root. Also makes crun usable on a
 # cgroup v1 "hybrid" host (see README, "Hosts with hybrid cgroups").
 set -euo pipefail
 
@@ -12,6 +13,10 @@ for b in /bin/busybox /usr/bin/busybox; do
   if [ -x "$b" ] && ! readelf -l "$b" 2>/dev/null | grep -q 'INTERP'; then busybox_ok=true; fi
 done
 $busybox_ok || need+=(busybox-static)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v conmon >/dev/null 2>&1 || need+=(conmon)
+[ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
+command -v script >/dev/null 2>&1 || need+=(bsdutils)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
