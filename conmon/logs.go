@@ -87,9 +87,9 @@ func openSinks(o *Options) ([]sink, error) {
 	for _, d := range ds {
 		switch d.name {
 		case driverK8sFile:
-			opts := crilog.Options{}
+			opts := crilog.Options{NumericZone: true}
 			if o.LogSizeMax > 0 {
-				opts = crilog.Options{MaxSize: o.LogSizeMax, Truncate: true}
+				opts.MaxSize, opts.Truncate = o.LogSizeMax, true
 			}
 			w, err := crilog.Open(d.path, opts)
 			if err != nil {

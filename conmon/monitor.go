@@ -21,8 +21,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/atomicfile"
+	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/reaper"
-	"github.com/tether-run/tether/runtime/oci"
 	"github.com/tether-run/tether/shim"
 )
 

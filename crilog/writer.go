@@ -42,6 +42,10 @@ type Options struct {
 	// the next entry would take it past MaxSize, and keeps writing at its
 	// start (conmon's --log-size-max); no rotated files are made.
 	Truncate bool
+	// NumericZone writes the zone of every timestamp as "+00:00" instead
+	// of "Z" (TimeLayoutOffset), byte for byte what conmon writes; tools
+	// that match conmon's files with a pattern expect it.
+	NumericZone bool
 }
 
 // Writer appends entries to a log file and rotates it. It is safe for
@@ -121,7 +125,11 @@ func (w *Writer) WriteStream(s Stream, t time.Time, p []byte) error {
 	if w.f == nil {
 		return fmt.Errorf("crilog: write %s: %w", w.path, os.ErrClosed)
 	}
-	w.hdr[1] = appendHeader(w.hdr[1][:0], t, s)
+	layout := TimeLayout
+	if w.opts.NumericZone {
+		layout = TimeLayoutOffset
+	}
+	w.hdr[1] = appendHeaderLayout(w.hdr[1][:0], t, s, layout)
 	w.hdr[0] = append(w.hdr[0][:0], w.hdr[1]...)
 	w.hdr[0][len(w.hdr[0])-2] = 'P'
 	w.rotFailed = false

@@ -342,3 +342,25 @@ func TestTruncateAtMax(t *testing.T) {
 		t.Fatalf("a rotated file exists: %v", err)
 	}
 }
+
+// TestNumericZone: conmon's zone form, read back to the same instant.
+func TestNumericZone(t *testing.T) {
+	path := logPath(t)
+	w, err := Open(path, Options{NumericZone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	if err := w.WriteStream(Stdout, ts, []byte("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	data, _ := os.ReadFile(path)
+	if want := "2024-05-01T12:00:00.000000000+00:00 stdout F x\n"; string(data) != want {
+		t.Fatalf("file holds %q, want %q", data, want)
+	}
+	e, err := ParseLine(data)
+	if err != nil || !e.Time.Equal(ts) {
+		t.Fatalf("ParseLine: %v, %v", e.Time, err)
+	}
+}
