@@ -23,7 +23,6 @@ import (
 	"github.com/tether-run/tether/internal/atomicfile"
 	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/reaper"
-	"github.com/tether-run/tether/shim"
 )
 
 // drainWait bounds how long output is still read after the container's
@@ -150,7 +149,7 @@ func (m *monitor) createAndServe(ctx context.Context) (int, error) {
 type runtimeIO struct {
 	oci.IO
 	extra  []*os.File
-	cs     *shim.ConsoleSocket // with a terminal
+	cs     *oci.ConsoleSocket // with a terminal
 	csPath string
 }
 
@@ -188,7 +187,7 @@ func (m *monitor) prepareIO() (*runtimeIO, error) {
 			return nil, err
 		}
 		rio.csPath = filepath.Join(dir, "c.sock")
-		if rio.cs, err = shim.ListenConsole(rio.csPath); err != nil {
+		if rio.cs, err = oci.ListenConsole(rio.csPath); err != nil {
 			os.RemoveAll(dir)
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/atomicfile"
+	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/shim"
 	"golang.org/x/sys/unix"
@@ -141,7 +142,7 @@ func ensureWatcher(o *Options) error {
 // watcher is the registry's watcher process.
 type watcher struct {
 	dir   string
-	exits *shim.ExitWatcher
+	exits *cnproc.Listener
 	held  map[string]*heldOutput // by cid
 }
 
@@ -166,7 +167,7 @@ func runWatch(o *Options) error {
 	pidFile := filepath.Join(w.dir, "watcher.pid")
 	atomicfile.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	defer os.Remove(pidFile)
-	if w.exits, err = shim.WatchExits(); err != nil {
+	if w.exits, err = cnproc.Listen(); err != nil {
 		w.exits = nil // adopters then report an unknown status
 	}
 	idleSince := time.Now()
@@ -227,7 +228,7 @@ func (w *watcher) check(cid string, rec record) {
 			w.exits.Watch(rec.Init.Pid)
 		}
 		if rec.Init.Alive() {
-			h.stdout, h.stderr = shim.ReopenOutput(rec.Init.Pid)
+			h.stdout, h.stderr = proc.ReopenOutput(rec.Init.Pid)
 		}
 		w.held[cid] = h
 	}
@@ -328,7 +329,7 @@ func runAdopt(o *Options) int {
 		m.log.WithField("status", st).Info("init ended while no monitor ran; status from the watcher")
 		return m.finish(st, "")
 	}
-	exits, err := shim.WatchExits()
+	exits, err := cnproc.Listen()
 	if err != nil {
 		m.log.WithError(err).Warn("no process events: the exit status will be unknown")
 	} else {
@@ -385,7 +386,7 @@ func (m *monitor) adoptIO() error {
 		m.outs = append(m.outs, output{r: f, f: f, stream: streams[i]})
 	}
 	if len(m.outs) == 0 {
-		out, errf := shim.ReopenOutput(m.pid)
+		out, errf := proc.ReopenOutput(m.pid)
 		if out != nil {
 			m.outs = append(m.outs, output{r: out, f: out, stream: streams[0]})
 		}

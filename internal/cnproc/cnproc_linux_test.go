@@ -1,4 +1,4 @@
-package shim
+package cnproc
 
 import (
 	"encoding/binary"
@@ -24,7 +24,7 @@ func procExitMessage(tid, tgid int, code uint32) []byte {
 }
 
 func TestExitListenerRecord(t *testing.T) {
-	l := &exitListener{watch: map[int]bool{100: true}, exits: map[int]exitEvent{}, wakeup: make(chan struct{})}
+	l := &Listener{watch: map[int]bool{100: true}, exits: map[int]exitEvent{}, wakeup: make(chan struct{})}
 	l.record(procExitMessage(101, 100, 0))      // a thread of the group
 	l.record(procExitMessage(100, 100, 7<<8))   // the leader: exit(7)
 	l.record(procExitMessage(200, 200, 9))      // not watched
@@ -40,14 +40,14 @@ func TestExitListenerRecord(t *testing.T) {
 // TestListenExits asks the kernel for the exit status of a process that is
 // not our child's business: the status comes from the connector alone.
 func TestListenExits(t *testing.T) {
-	l, err := listenExits()
+	l, err := Listen()
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EPROTONOSUPPORT) {
 		t.Skipf("no process events connector here: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.close()
+	defer l.Close()
 	for _, tc := range []struct {
 		script string
 		want   int
@@ -60,10 +60,10 @@ func TestListenExits(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		l.watchPid(cmd.Process.Pid)
+		l.Watch(cmd.Process.Pid)
 		w.Close()
 		cmd.Wait()
-		got, err := l.statusOf(cmd.Process.Pid)
+		got, err := l.StatusOf(cmd.Process.Pid)
 		if err != nil || got != tc.want {
 			t.Fatalf("%q: status %d (%v), want %d", tc.script, got, err, tc.want)
 		}
