@@ -33,16 +33,27 @@ const bufSize = 8192
 // first in any case).
 const attachWriteTimeout = 10 * time.Second
 
-// attachServer is the SOCK_SEQPACKET socket podman attaches to.
+// attachServer is the SOCK_SEQPACKET socket podman attaches to. Output
+// reaches the clients through send, on the path that drains the output
+// (for a container, the core's sink): like conmon, a client that does not
+// read holds the output up, for attachWriteTimeout at most, then it is
+// dropped; the log is written first in any case.
 type attachServer struct {
 	ln    *net.UnixListener
 	path  string
 	link  string // symlink made for a short path (without --full-attach)
-	stdin *stdinSink
+	stdin input
 
 	mu    sync.Mutex
 	conns map[*net.UnixConn]bool
 	done  bool
+}
+
+// input is where a client's data goes: the container's stdin.
+type input interface {
+	write(p []byte)
+	// clientDone: the client shut its sending side.
+	clientDone()
 }
 
 // attachPath is where podman looks: <bundle>/attach with --full-attach,
@@ -56,9 +67,10 @@ func attachPath(o *Options) (path, link string) {
 	return filepath.Join(link, "attach"), link
 }
 
-// listenAttach binds the attach socket. Paths over 107 bytes are bound
-// through /proc/self/fd/N of the folder, as conmon does.
-func listenAttach(o *Options, stdin *stdinSink) (*attachServer, error) {
+// listenAttach binds the attach socket; the caller starts accept. Paths
+// over 107 bytes are bound through /proc/self/fd/N of the folder, as
+// conmon does.
+func listenAttach(o *Options, stdin input) (*attachServer, error) {
 	path, link := attachPath(o)
 	if link != "" {
 		os.MkdirAll(o.SocketDirPath, 0o755)
@@ -81,7 +93,6 @@ func listenAttach(o *Options, stdin *stdinSink) (*attachServer, error) {
 	ln.SetUnlinkOnClose(false)
 	os.Chmod(path, 0o700)
 	a := &attachServer{ln: ln, path: path, link: link, stdin: stdin, conns: map[*net.UnixConn]bool{}}
-	go a.accept()
 	return a, nil
 }
 
@@ -146,6 +157,7 @@ func (a *attachServer) send(prefix byte, p []byte) {
 
 // close ends every client's stream (they read EOF) and removes the socket.
 func (a *attachServer) close() {
+	a.ln.Close()
 	a.mu.Lock()
 	a.done = true
 	for c := range a.conns {
@@ -153,7 +165,6 @@ func (a *attachServer) close() {
 	}
 	a.conns = nil
 	a.mu.Unlock()
-	a.ln.Close()
 	os.Remove(a.path)
 	if a.link != "" {
 		os.Remove(a.link)

@@ -51,11 +51,13 @@ type Options struct {
 	// for the detached copy it starts, RoleAdopt and RoleWatch for the
 	// adoption machinery (see watch.go).
 	Role string
-	// Adopt is the record file an adopting monitor takes over.
-	Adopt string
 	// AdoptStatus, for an adopting monitor, is the init's exit status the
 	// watcher observed when the init ended before any adopter ran.
 	AdoptStatus string
+	// Encoded, for the detached monitor, is every other option as one
+	// JSON argument: its command line must name only one --root and --id
+	// (those of serveArgs), and podman's own arguments carry "--root".
+	Encoded string `json:"-"`
 }
 
 // The roles of a tether-conmon process other than the one podman starts.
@@ -138,8 +140,8 @@ func (o *Options) table() []option {
 		{"timeout", 'T', argInt, &o.Timeout},
 		// Tether's own, never passed by podman.
 		{"tether-role", 0, argString, &o.Role},
-		{"tether-adopt", 0, argString, &o.Adopt},
 		{"tether-status", 0, argString, &o.AdoptStatus},
+		{"tether-options", 0, argString, &o.Encoded},
 	}
 }
 
@@ -268,8 +270,8 @@ func (opt *option) set(name, val string) error {
 	return nil
 }
 
-// Args renders o back into a command line that Parse reads as o (used to
-// start the detached copy and adopting monitors).
+// Args renders o back into a command line that Parse reads as o (the
+// tests check Parse against it).
 func (o *Options) Args() []string {
 	var out []string
 	seen := map[any]bool{} // aliases (--pidfile, --restore-arg) share a field

@@ -1,15 +1,18 @@
 // Package conmon is podman's monitor contract on Tether's shim core: the
 // front end behind the tether-conmon binary. It speaks conmon's command
 // line, pipes and files exactly (conmon's src/cli.c and conmon.c, podman's
-// libpod/oci_conmon_*.go are the reference) and reuses the core for the
-// rest: the reaper, the OCI runtime binding, the console socket, the log
-// writer (crilog) and adoption of an orphaned init (the process events
-// connector, reopening the output pipes).
+// libpod/oci_conmon_*.go are the reference). A container's monitor is a
+// shim.Shim in-process with its records in a store folder, as tether-shim
+// is (container.go): create, reaping, output into podman's log drivers and
+// attach clients, durable exit records, and adoption of an orphaned init
+// are the core's. An exec session's monitor runs the runtime's exec with
+// the OCI binding and the reaper, as conmon does (exec.go).
 //
 // One process per container (and one per exec session), as with conmon.
 // What conmon lacks: when a container's monitor is killed, a watcher
-// starts a new monitor that adopts the still-running init, so podman
-// still gets the true exit file, the exit command and the log (watch.go).
+// starts a new monitor that adopts the still-running init through the
+// core, so podman still gets the true exit file, the exit command and the
+// log (watch.go).
 //
 // The package creates containers only: podman itself runs the runtime's
 // start, kill, pause and delete, with the runtime's default root and the
@@ -18,6 +21,7 @@
 package conmon
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tether-run/tether/shimapi"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,10 +45,17 @@ const Version = "2.1.6"
 // Main runs tether-conmon with args (without the program name) and
 // returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	action, root, cid, args := cutServeArgs(args)
 	o, err := Parse(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "tether-conmon: %v (run with --version to check the binary; flags are conmon's)\n", err)
 		return 1
+	}
+	if o.Encoded != "" {
+		if o, err = decodeOptions(o); err != nil {
+			fmt.Fprintf(stderr, "tether-conmon: %v\n", err)
+			return 1
+		}
 	}
 	if o.Version {
 		fmt.Fprintf(stdout, "conmon version %s\ncommit: tether-conmon\n", Version)
@@ -53,9 +65,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "":
 		err = launch(o)
 	case RoleDaemon:
-		return runMonitor(o)
+		if o.Exec {
+			return runMonitor(o)
+		}
+		if action != shimapi.ServeCreate {
+			err = errors.New("a container's monitor is started as serve --root ROOT --id CID")
+			break
+		}
+		return runContainer(o, root)
 	case RoleAdopt:
-		return runAdopt(o)
+		if action != shimapi.ServeAdopt {
+			err = errors.New("an adopting monitor is started as serve-adopt --root ROOT --id CID")
+			break
+		}
+		return runAdopt(root, cid, o.AdoptStatus)
 	case RoleWatch:
 		err = runWatch(o)
 	default:
@@ -66,6 +89,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// decodeOptions replaces o by the options encoded in it (the detached
+// monitor's --tether-options), keeping its role.
+func decodeOptions(o *Options) (*Options, error) {
+	var d Options
+	if err := json.Unmarshal([]byte(o.Encoded), &d); err != nil {
+		return nil, fmt.Errorf("--tether-options: %w", err)
+	}
+	d.Role = o.Role
+	return &d, nil
 }
 
 // validate checks what conmon's process_cli checks, with the fix named.
@@ -122,9 +156,11 @@ func launch(o *Options) error {
 	if err != nil {
 		return fmt.Errorf("find own binary: %w", err)
 	}
-	d := *o
-	d.Role = RoleDaemon
-	cmd := exec.Command(self, d.Args()...)
+	args, err := daemonArgs(o)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if passthrough(o) {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -141,6 +177,22 @@ func launch(o *Options) error {
 	}
 	cmd.Process.Release()
 	return nil
+}
+
+// daemonArgs is the detached monitor's command line: for a container,
+// serveArgs first (the only --root and --id on it, so restore.VerifyShim
+// knows it as the live shim of that store folder), then the role and
+// every option as one JSON argument.
+func daemonArgs(o *Options) ([]string, error) {
+	enc, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	var args []string
+	if !o.Exec {
+		args = serveArgs(shimapi.ServeCreate, storeRoot(o), o.CID)
+	}
+	return append(args, "--tether-role", RoleDaemon, "--tether-options", string(enc)), nil
 }
 
 // inheritedFds lists the descriptors above 2 that the process was started

@@ -40,3 +40,42 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, out.String())
 	}
 }
+
+// The detached monitor's command line names one --root and one --id, its
+// store folder's, though podman's exit command arguments carry --root
+// too: otherwise the restore verdict would not know the monitor as the
+// folder's live shim and the watcher would adopt a container that has one.
+func TestDaemonArgsNameOneShim(t *testing.T) {
+	o, err := Parse([]string{"--cid", "c1", "--cuuid", "u", "-r", "/bin/true", "--exit-dir", "/run/x/exits",
+		"--exit-command", "/usr/bin/podman", "--exit-command-arg", "--root", "--exit-command-arg", "/var/lib/s",
+		"--exit-command-arg", "--id", "--exit-command-arg", "other", "-l", "k8s-file:/tmp/l", "--api-version", "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args, err := daemonArgs(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, a := range args {
+		count[a]++
+	}
+	if count["--root"] != 1 || count["--id"] != 1 {
+		t.Fatalf("daemon args name --root %d times and --id %d times: %q", count["--root"], count["--id"], args)
+	}
+	action, root, cid, rest := cutServeArgs(args)
+	if action != "serve" || root != "/run/x/tether-conmon" || cid != "c1" {
+		t.Fatalf("serve args: %q %q %q", action, root, cid)
+	}
+	back, err := Parse(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := decodeOptions(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Role != RoleDaemon || d.CID != "c1" || len(d.ExitCommandArgs) != 4 || d.ExitCommandArgs[1] != "/var/lib/s" {
+		t.Fatalf("decoded options: %+v", d)
+	}
+}

@@ -2,22 +2,22 @@ package conmon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/tether-run/tether/crilog"
 	"github.com/tether-run/tether/internal/atomicfile"
 	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/internal/restore"
 	"github.com/tether-run/tether/shim"
+	"github.com/tether-run/tether/shimapi"
+	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,99 +26,56 @@ import (
 // its status, as the parent of its init). When conmon is killed, podman
 // never learns the status. Here:
 //
-//   - each container monitor registers a record (its options, its own
-//     identity and the init's) in a folder next to podman's exit folder,
-//     <exit-dir>/../tether-conmon/<cid>.json, and makes sure a watcher
-//     runs for that folder (one per podman tmp dir, started on demand by
-//     the monitors, gone when no monitor is registered);
-//   - the watcher holds extra read ends of every registered container's
-//     stdout and stderr pipes (so a container never writes into a pipe
-//     without reader, and nothing it writes is lost) and watches exits
-//     through the kernel's process events connector;
-//   - when a registered monitor is gone while its exit file is missing,
-//     the watcher starts a new monitor in adopt mode with those read ends:
-//     it rebinds attach and ctl, continues the log, learns the init's true
-//     status from the connector (shim.ExitWatcher), writes the exit files
-//     and runs the exit command. If the init ended before the adopter
-//     could watch it, the watcher's own listener has the status and a
-//     second adopter just records it.
+//   - each container monitor is a shim core with its records in a store
+//     folder (container.go), and makes sure a watcher runs for the store
+//     root (one per podman tmp dir, started on demand by the monitors, gone
+//     when the root has no container left);
+//   - the watcher classifies every folder with the restore verdict, as
+//     tether's manager does. For a live one it holds extra read ends of
+//     the init's stdout and stderr pipes (so the container never writes
+//     into a pipe without a reader, and what it writes meanwhile waits in
+//     the pipe) and watches its exit through the kernel's process events
+//     connector;
+//   - an orphan (monitor dead, init alive) gets a new monitor,
+//     "serve-adopt", which runs the core's Adopt: the core reopens the
+//     output pipes into the sinks, learns the true status from the
+//     connector and writes the exit record; the front end rebinds attach
+//     and ctl, then writes podman's exit files and runs the exit command;
+//   - a container whose init ended while no monitor ran (lost) gets the
+//     status the watcher's connector saw, or the unknown status with the
+//     reason; one whose exit record was written but not podman's exit file
+//     (stopped) gets podman's files and the exit command.
 //
 // Exec sessions are not adopted (a killed exec monitor loses its session,
-// as with conmon); terminals are not adopted (the pty master dies with the
-// monitor and the container's session is hung up).
+// as with conmon). A terminal cannot be given back (the pty master died
+// with the monitor), but the exit status still is.
 
-// watchPoll is how often the watcher looks at its monitors.
+// watchPoll is how often the watcher looks at the store root.
 const watchPoll = 300 * time.Millisecond
 
-// watchIdle is how long the watcher stays without any monitor to watch.
+// watchIdle is how long the watcher stays without any container.
 const watchIdle = 3 * time.Second
 
-// record is what a container monitor registers.
-type record struct {
-	Options *Options      `json:"options"`
-	Monitor proc.Identity `json:"monitor"`
-	Init    proc.Identity `json:"init"`
-}
+// staleCreate is how long a folder may stay without a shim or an init
+// (a monitor killed while creating) before the watcher removes it.
+const staleCreate = time.Minute
 
-// registryDir is the folder of records for the monitors of one podman
-// tmp dir, or "" when the monitor has no exit folder to be found by.
-func registryDir(o *Options) string {
-	if o.ExitDir == "" || o.Exec {
-		return ""
-	}
-	return filepath.Join(filepath.Dir(filepath.Clean(o.ExitDir)), "tether-conmon")
-}
+// adoptTries bounds the adopters started for one container.
+const adoptTries = 5
 
-func recordPath(o *Options) string { return filepath.Join(registryDir(o), o.CID+".json") }
+// The watcher's files in the store root (not container folders).
+const (
+	watcherLock = "watcher.lock"
+	watcherPid  = "watcher.pid"
+)
 
-// register records this monitor and makes sure a watcher runs.
-func (m *monitor) register() {
-	dir := registryDir(m.o)
-	if dir == "" || m.o.Terminal {
-		return
-	}
-	if err := m.writeRecord(); err != nil {
-		m.log.WithError(err).Warn("register for adoption")
-		return
-	}
-	if err := ensureWatcher(m.o); err != nil {
-		m.log.WithError(err).Warn("start the watcher")
-	}
-}
-
-func (m *monitor) writeRecord() error {
-	if err := os.MkdirAll(registryDir(m.o), 0o700); err != nil {
-		return err
-	}
-	self, err := proc.Identify(os.Getpid())
-	if err != nil {
-		return err
-	}
-	init, err := proc.Identify(m.pid)
-	if err != nil {
-		return err
-	}
-	o := *m.o
-	o.Role, o.Adopt = "", ""
-	b, err := json.Marshal(record{Options: &o, Monitor: self, Init: init})
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(recordPath(m.o), b, 0o600)
-}
-
-// unregister removes the record once the exit file is written.
-func (m *monitor) unregister() {
-	if registryDir(m.o) != "" {
-		os.Remove(recordPath(m.o))
-	}
-}
-
-// ensureWatcher starts the registry's watcher unless one holds its lock.
+// ensureWatcher starts the store root's watcher unless one holds its lock.
 func ensureWatcher(o *Options) error {
-	dir := registryDir(o)
-	lock := filepath.Join(dir, "watcher.lock")
-	fd, err := unix.Open(lock, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if o.ExitDir == "" {
+		return errors.New("no --exit-dir: nothing to adopt into")
+	}
+	root := storeRoot(o)
+	fd, err := unix.Open(filepath.Join(root, watcherLock), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -139,36 +96,36 @@ func ensureWatcher(o *Options) error {
 	return cmd.Process.Release()
 }
 
-// watcher is the registry's watcher process.
+// watcher is the store root's watcher process.
 type watcher struct {
-	dir   string
-	exits *cnproc.Listener
-	held  map[string]*heldOutput // by cid
+	root  string
+	exits *cnproc.Listener // nil without process events
+	held  map[string]*held // by container ID
 }
 
-// heldOutput is what the watcher keeps of one container.
-type heldOutput struct {
-	rec            record
+// held is what the watcher keeps of one live container.
+type held struct {
+	init           proc.Identity
 	stdout, stderr *os.File
 	tries          int
 }
 
-// runWatch is the watcher's main loop; it returns when it has had nothing
-// to watch for watchIdle, or when another watcher holds the lock.
+// runWatch is the watcher's main loop; it returns when the root has had
+// no container for watchIdle, or when another watcher holds the lock.
 func runWatch(o *Options) error {
-	w := &watcher{dir: registryDir(o), held: map[string]*heldOutput{}}
-	fd, err := unix.Open(filepath.Join(w.dir, "watcher.lock"), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	w := &watcher{root: storeRoot(o), held: map[string]*held{}}
+	fd, err := unix.Open(filepath.Join(w.root, watcherLock), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return nil
 	}
-	pidFile := filepath.Join(w.dir, "watcher.pid")
+	pidFile := filepath.Join(w.root, watcherPid)
 	atomicfile.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	defer os.Remove(pidFile)
 	if w.exits, err = cnproc.Listen(); err != nil {
-		w.exits = nil // adopters then report an unknown status
+		w.exits = nil // lost containers then get the unknown status
 	}
 	idleSince := time.Now()
 	for {
@@ -181,120 +138,137 @@ func runWatch(o *Options) error {
 	}
 }
 
-// scan looks at every record once; it returns how many it watches.
+// scan looks at every container folder once; it returns how many there
+// are.
 func (w *watcher) scan() int {
-	ents, _ := os.ReadDir(w.dir)
+	ents, _ := os.ReadDir(w.root)
 	seen := map[string]bool{}
 	for _, e := range ents {
-		cid, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
+		if !e.IsDir() {
 			continue
 		}
-		rec, err := readRecord(filepath.Join(w.dir, e.Name()))
+		st, err := store.Open(w.root, e.Name())
 		if err != nil {
 			continue
 		}
-		seen[cid] = true
-		w.check(cid, rec)
+		seen[e.Name()] = true
+		w.check(st)
 	}
-	for cid, h := range w.held {
-		if !seen[cid] {
+	for id, h := range w.held {
+		if !seen[id] {
 			h.close()
-			delete(w.held, cid)
+			delete(w.held, id)
 		}
 	}
 	return len(seen)
 }
 
-func readRecord(path string) (record, error) {
-	var r record
-	b, err := os.ReadFile(path)
+// check acts on one folder by its restore verdict.
+func (w *watcher) check(st *store.Folder) {
+	rec, rerr := st.ReadRecord()
+	r := restore.Examine(st, rec, rerr)
+	h := w.held[st.ID()]
+	switch r.Verdict {
+	case restore.Live:
+		if h == nil {
+			w.hold(st)
+		}
+		return
+	case restore.Creating:
+		if rec != nil && time.Since(rec.CreatedAt) > staleCreate {
+			removeFolder(st)
+		}
+		return
+	case restore.Corrupt:
+		return
+	}
+	o, err := readOptions(st)
 	if err != nil {
-		return r, err
+		return
 	}
-	if err := json.Unmarshal(b, &r); err != nil || r.Options == nil {
-		return r, fmt.Errorf("record %s: unreadable", path)
+	if exitFileExists(o) {
+		if r.Verdict != restore.Orphan {
+			removeFolder(st) // podman has its exit: the monitor died in its last steps
+		}
+		return // an orphan with an exit file is not podman's current run: left alone
 	}
-	return r, nil
-}
-
-// check holds a new container's output and adopts it once its monitor is
-// gone without an exit file.
-func (w *watcher) check(cid string, rec record) {
-	h := w.held[cid]
 	if h == nil {
-		h = &heldOutput{rec: rec}
-		if w.exits != nil {
-			w.exits.Watch(rec.Init.Pid)
-		}
-		if rec.Init.Alive() {
-			h.stdout, h.stderr = proc.ReopenOutput(rec.Init.Pid)
-		}
-		w.held[cid] = h
+		h = &held{}
+		w.held[st.ID()] = h
 	}
-	h.rec = rec
-	if rec.Monitor.Alive() {
-		return
-	}
-	if exitFileExists(rec.Options) {
-		os.Remove(recordPath(rec.Options))
-		return
-	}
-	h.tries++
-	if h.tries > 5 {
-		os.Remove(recordPath(rec.Options)) // give up: never loop for ever
-		return
+	if h.tries++; h.tries > adoptTries {
+		return // never loop for ever; the folder stays for an operator
 	}
 	status := ""
-	if !rec.Init.Alive() && w.exits != nil {
-		if st, err := w.exits.StatusOf(rec.Init.Pid); err == nil {
-			status = strconv.Itoa(st)
+	if r.Verdict == restore.Lost && w.exits != nil && h.init.Pid == r.Init.Pid {
+		if s, err := w.exits.StatusOf(r.Init.Pid); err == nil {
+			status = strconv.Itoa(s)
 		}
 	}
-	if err := startAdopter(recordPath(rec.Options), h, status); err == nil {
-		waitAdopted(recordPath(rec.Options), rec.Monitor)
+	old, _ := st.ReadShimPid()
+	if err := startAdopter(st, status); err == nil {
+		waitAdopted(st, old)
 	}
 }
 
-// exitFileExists reports whether the container's exit was recorded.
+// hold keeps read ends of a live container's output pipes and watches
+// its init's exit.
+func (w *watcher) hold(st *store.Folder) {
+	h := &held{}
+	w.held[st.ID()] = h
+	init, err := st.Init().ReadPid()
+	if err != nil {
+		return
+	}
+	h.init = init
+	if w.exits != nil {
+		w.exits.Watch(init.Pid)
+	}
+	if init.Alive() {
+		h.stdout, h.stderr = proc.ReopenOutput(init.Pid)
+	}
+}
+
+// exitFileExists reports whether podman's exit file was written.
 func exitFileExists(o *Options) bool {
 	_, err := os.Stat(filepath.Join(o.ExitDir, o.CID))
 	return err == nil
 }
 
-// startAdopter starts a monitor in adopt mode with the held read ends as
-// its fds 3 and 4.
-func startAdopter(path string, h *heldOutput, status string) error {
+// startAdopter starts "serve-adopt" for a folder.
+func startAdopter(st *store.Folder, status string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	args := []string{"--tether-role", RoleAdopt, "--tether-adopt", path}
+	args := append(serveArgs(shimapi.ServeAdopt, st.Root(), st.ID()), "--tether-role", RoleAdopt)
 	if status != "" {
 		args = append(args, "--tether-status", status)
 	}
 	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.ExtraFiles = []*os.File{h.stdout, h.stderr}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	return cmd.Process.Release()
 }
 
-// waitAdopted waits briefly for the adopter to replace the monitor in the
-// record (or remove it), so the next scan does not start a second one.
-func waitAdopted(path string, old proc.Identity) {
+// waitAdopted waits briefly for the adopter to write its shim.pid (or
+// finish), so the next scan does not start a second one.
+func waitAdopted(st *store.Folder, old proc.Identity) {
 	for i := 0; i < 50; i++ {
-		rec, err := readRecord(path)
-		if err != nil || rec.Monitor != old {
+		id, err := st.ReadShimPid()
+		if errors.Is(err, os.ErrNotExist) && old.Pid != 0 || err == nil && id != old {
+			return
+		}
+		if _, err := os.Stat(st.Dir()); err != nil {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-func (h *heldOutput) close() {
+func (h *held) close() {
 	for _, f := range []*os.File{h.stdout, h.stderr} {
 		if f != nil {
 			f.Close()
@@ -302,97 +276,70 @@ func (h *heldOutput) close() {
 	}
 }
 
-// streams are the output streams in fd order (3, 4) of an adopter.
-var streams = [2]crilog.Stream{crilog.Stdout, crilog.Stderr}
-
-// errAdoptGone: the init named by the record is gone and no status is known.
-var errAdoptGone = errors.New("the container's init is gone and its status was not observed")
-
-// runAdopt serves a container whose monitor died: no create, the same
-// files, attach socket and ctl fifo, the output pipes through the held
-// read ends (fds 3 and 4), the status from the process events connector.
-func runAdopt(o *Options) int {
-	rec, err := readRecord(o.Adopt)
+// runAdopt serves a container whose monitor died. An orphan is adopted by
+// the core (no create; the same files, attach socket and ctl fifo; the
+// output pipes reopened; the true status from the process events
+// connector). A container that ended meanwhile gets its exit record
+// (status, when the watcher saw it, else unknown with the reason) and
+// podman's files.
+func runAdopt(root, cid, status string) int {
+	st, err := store.Open(root, cid)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tether-conmon: adopt: %v\n", err)
 		return 1
 	}
-	ro := rec.Options
-	m := newMonitor(ro)
-	m.log = m.log.WithField("adopted", true)
-	m.pid = rec.Init.Pid
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go m.rm.Run(ctx) // for the exit command
-	if o.AdoptStatus != "" {
-		st, _ := strconv.Atoi(o.AdoptStatus)
-		m.log.WithField("status", st).Info("init ended while no monitor ran; status from the watcher")
-		return m.finish(st, "")
-	}
-	exits, err := cnproc.Listen()
+	o, err := readOptions(st)
 	if err != nil {
-		m.log.WithError(err).Warn("no process events: the exit status will be unknown")
-	} else {
-		defer exits.Close()
-		exits.Watch(rec.Init.Pid)
+		fmt.Fprintf(os.Stderr, "tether-conmon: adopt: %v\n", err)
+		return 1
 	}
-	pidfd, err := rec.Init.Open()
-	if err != nil {
-		m.log.WithError(err).Error("adopt: init gone before it could be watched")
-		return 3 // the watcher retries with the status it saw
-	}
-	if err := m.adoptIO(); err != nil {
-		m.log.WithError(err).Error("adopt: io")
-	}
-	if err := m.writeRecord(); err != nil {
-		m.log.WithError(err).Error("adopt: record")
-	}
-	m.log.Info("adopted the container's init")
-	status := m.serve(func() int {
-		defer unix.Close(pidfd)
-		proc.WaitFd(pidfd, -1)
-		if exits == nil {
-			return shim.UnknownStatus
+	f := newFrontEnd(o, st)
+	f.log = f.log.WithField("adopted", true)
+	rec, rerr := st.ReadRecord()
+	r := restore.Examine(st, rec, rerr)
+	switch r.Verdict {
+	case restore.Orphan:
+		return f.adopt(context.Background())
+	case restore.Stopped:
+		return f.finish(r.Exit)
+	case restore.Lost:
+		exit := r.Exit
+		if n, err := strconv.Atoi(status); err == nil {
+			exit = &store.ExitRecord{Version: store.Version, Pid: r.Init.Pid, Status: n}
 		}
-		st, err := exits.StatusOf(rec.Init.Pid)
-		if err != nil {
-			m.log.WithError(fmt.Errorf("%w: %v", errAdoptGone, err)).Error("adopt")
-			return shim.UnknownStatus
+		exit.ExitedAt = time.Now().UTC()
+		if err := st.Init().WriteExit(exit); err != nil {
+			f.log.WithError(err).Error("write the exit record")
 		}
-		return st
-	})
-	return m.finish(status, "")
+		f.log.WithField("status", exit.Status).Info("init ended while no monitor ran")
+		return f.finish(exit)
+	}
+	f.log.WithField("verdict", r.Verdict.String()).Warn("nothing to adopt")
+	return 3
 }
 
-// adoptIO takes the output read ends, opens the logs and rebinds attach
-// and ctl.
-func (m *monitor) adoptIO() error {
-	sinks, err := openSinks(m.o)
+// adopt runs the core's Adopt and serves the container until it exits.
+func (f *frontEnd) adopt(ctx context.Context) int {
+	var err error
+	if f.sinks, err = openSinks(f.o); err != nil {
+		f.log.WithError(err).Warn("adopt: logs")
+	}
+	f.core, err = shim.New(ctx, shim.Options{Store: f.st, InitIO: f.initIO(), Log: f.log, NoFolderWatch: true})
 	if err != nil {
-		return err
+		f.log.WithError(err).Error("adopt")
+		return 1
 	}
-	m.sinks = sinks
-	m.stdin = &stdinSink{leaveOpen: m.o.LeaveStdinOpen}
-	for i, s := range []struct {
-		fd     int
-		stream string
-	}{{3, "stdout"}, {4, "stderr"}} {
-		if _, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFD, 0); err != nil {
-			continue
-		}
-		unix.CloseOnExec(s.fd)
-		unix.SetNonblock(s.fd, true)
-		f := os.NewFile(uintptr(s.fd), s.stream)
-		m.outs = append(m.outs, output{r: f, f: f, stream: streams[i]})
+	exit := f.waitInit()
+	pid, err := f.core.Adopt(ctx)
+	if err != nil {
+		f.log.WithError(err).Error("adopt")
+		f.closeSinks()
+		f.core.Close()
+		return 3 // the watcher looks again: the verdict may have changed
 	}
-	if len(m.outs) == 0 {
-		out, errf := proc.ReopenOutput(m.pid)
-		if out != nil {
-			m.outs = append(m.outs, output{r: out, f: out, stream: streams[0]})
-		}
-		if errf != nil {
-			m.outs = append(m.outs, output{r: errf, f: errf, stream: streams[1]})
-		}
+	if err := f.serveEndpoints(); err != nil {
+		f.log.WithError(err).Warn("adopt: attach and ctl")
 	}
-	return m.serveEndpoints()
+	f.log.WithField("pid", pid).Info("adopted the container's init")
+	return f.serveUntilExit(ctx, exit)
 }

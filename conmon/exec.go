@@ -59,23 +59,14 @@ type output struct {
 
 // newMonitor sets up logging of the monitor itself and the reaper.
 func newMonitor(o *Options) *monitor {
-	l := logrus.New()
-	l.SetFormatter(&logrus.JSONFormatter{})
-	l.SetLevel(logrus.InfoLevel)
-	if o.LogLevel == "debug" || o.LogLevel == "trace" {
-		l.SetLevel(logrus.DebugLevel)
-	}
-	if f, err := os.OpenFile(filepath.Join(o.Bundle, "tether-conmon.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600); err == nil {
-		l.SetOutput(f)
-	} else {
-		l.SetOutput(os.Stderr)
-	}
-	return &monitor{o: o, log: l.WithFields(logrus.Fields{"cid": o.CID, "pid": os.Getpid()}), rm: reaper.New()}
+	return &monitor{o: o, log: monitorLog(o), rm: reaper.New()}
 }
 
-// runMonitor is the detached monitor: it creates the container (or runs
-// the exec), tells podman the pid, serves output, attach and ctl, and
-// records the exit.
+// runMonitor is the detached monitor of an exec session: it runs the
+// runtime's exec, tells podman the pid, serves output, attach and ctl, and
+// records the exit. An exec session has a monitor of its own, as with
+// conmon: podman waits for that process and its sync pipe, and a session
+// ends with its monitor (they are not adopted).
 func runMonitor(o *Options) int {
 	m := newMonitor(o)
 	if err := reaper.SetSubreaper(); err != nil {
@@ -132,9 +123,6 @@ func (m *monitor) createAndServe(ctx context.Context) (int, error) {
 	}
 	m.pid = pid
 	m.report(pid, "")
-	if !o.Exec {
-		m.register()
-	}
 	if o.Timeout > 0 {
 		t := time.AfterFunc(time.Duration(o.Timeout)*time.Second, func() {
 			m.timedOut.Store(true)
@@ -245,6 +233,7 @@ func (m *monitor) serveEndpoints() error {
 		return err
 	}
 	m.att = att
+	go att.accept()
 	ctl, err := openCtl(m.o.Bundle, m.resize, m.reopenLogs)
 	if err != nil {
 		return err
@@ -272,15 +261,10 @@ func (m *monitor) reopenLogs() {
 // runtime is the OCI runtime binding for podman's runtime and arguments:
 // no --root of Tether's own, the runtime's default state root.
 func (m *monitor) runtime() *oci.Runtime {
-	args := []string{}
-	if m.o.SystemdCgroup {
-		args = append(args, "--systemd-cgroup")
-	}
-	args = append(args, m.o.RuntimeArgs...)
-	return &oci.Runtime{Command: m.o.Runtime, Args: args, Monitor: m.rm, LogDir: m.o.Bundle}
+	return &oci.Runtime{Command: m.o.Runtime, Args: runtimeArgs(m.o), Monitor: m.rm, LogDir: m.o.Bundle}
 }
 
-// runRuntime runs create (or exec) and returns the process's pid.
+// runRuntime runs the runtime's exec and returns the process's pid.
 func (m *monitor) runRuntime(ctx context.Context, rio *runtimeIO) (int, error) {
 	o := m.o
 	var conCh chan consoleResult
@@ -293,16 +277,8 @@ func (m *monitor) runRuntime(ctx context.Context, rio *runtimeIO) (int, error) {
 		}()
 	}
 	defer rio.close()
-	rt := m.runtime()
-	var err error
-	if o.Exec {
-		err = m.exec(ctx, rt, rio, sockPath)
-	} else {
-		err = rt.Create(ctx, o.CID, o.Bundle, &oci.CreateOpts{IO: rio.IO, PidFile: o.ContainerPidFile,
-			ConsoleSocket: sockPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, ExtraFiles: rio.extra})
-	}
-	if err != nil {
-		return 0, m.runtimeError(err)
+	if err := m.exec(ctx, m.runtime(), rio, sockPath); err != nil {
+		return 0, runtimeError(o, err)
 	}
 	if conCh != nil {
 		select {
@@ -347,8 +323,8 @@ func (m *monitor) exec(ctx context.Context, rt *oci.Runtime, rio *runtimeIO, soc
 // runtimeError turns a runtime failure into the message podman shows:
 // the runtime's own error from the --log file podman asked for, else
 // the binding's.
-func (m *monitor) runtimeError(err error) error {
-	if msg := lastRuntimeLogError(m.o.RuntimeArgs); msg != "" {
+func runtimeError(o *Options, err error) error {
+	if msg := lastRuntimeLogError(o.RuntimeArgs); msg != "" {
 		return errors.New(msg)
 	}
 	return err
@@ -499,8 +475,7 @@ func (m *monitor) finish(status int, msg string) int {
 	if m.sync != nil {
 		m.sync.Close()
 	}
-	m.unregister()
-	m.runExitCommand()
+	runExitCommand(m.o, m.log, m.rm.Start)
 	return status & 0xff
 }
 
@@ -518,23 +493,24 @@ func writeExitFiles(o *Options, status int) error {
 	return errors.Join(errs...)
 }
 
-// runExitCommand runs --exit-command with its arguments and waits for it
-// (through the reaper: it is the one owner of wait), after --exit-delay.
-func (m *monitor) runExitCommand() {
-	if m.o.ExitCommand == "" {
+// runExitCommand runs --exit-command with its arguments after
+// --exit-delay and waits for it, started by start (the process's reaper
+// owns wait4).
+func runExitCommand(o *Options, log *logrus.Entry, start func(*exec.Cmd) (func() (int, error), error)) {
+	if o.ExitCommand == "" {
 		return
 	}
-	if m.o.ExitDelay > 0 {
-		time.Sleep(time.Duration(m.o.ExitDelay) * time.Second)
+	if o.ExitDelay > 0 {
+		time.Sleep(time.Duration(o.ExitDelay) * time.Second)
 	}
-	cmd := exec.Command(m.o.ExitCommand, m.o.ExitCommandArgs...)
-	cmd.Args[0] = m.o.ExitCommand
-	wait, err := m.rm.Start(cmd)
+	cmd := exec.Command(o.ExitCommand, o.ExitCommandArgs...)
+	cmd.Args[0] = o.ExitCommand
+	wait, err := start(cmd)
 	if err != nil {
-		m.log.WithError(err).Error("start the exit command")
+		log.WithError(err).Error("start the exit command")
 		return
 	}
 	if st, err := wait(); err != nil || st != 0 {
-		m.log.WithError(err).WithField("status", st).Warn("exit command failed")
+		log.WithError(err).WithField("status", st).Warn("exit command failed")
 	}
 }
