@@ -101,12 +101,11 @@ func (p *podmanEnv) cleanup() {
 	c := exec.CommandContext(ctx, "podman", "rm", "-af", "-t", "0")
 	c.Env = p.env
 	c.Run()
-	reg := filepath.Join(p.run, "libpod", "tether-conmon")
-	ents, _ := os.ReadDir(reg)
-	for _, e := range ents { // adopters and monitors still registered
-		if b, err := os.ReadFile(filepath.Join(reg, e.Name())); err == nil && strings.HasSuffix(e.Name(), ".json") {
+	reg := p.storeRoot()
+	for _, id := range p.storeFolders() { // monitors and adopters still serving one
+		if b, err := os.ReadFile(filepath.Join(reg, id, "shim.pid")); err == nil {
 			for _, f := range strings.Split(string(b), `"pid":`)[1:] {
-				if pid, err := strconv.Atoi(strings.SplitN(f, ",", 2)[0]); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(f, ",", 2)[0])); err == nil {
 					p.killIfMonitor(pid)
 				}
 			}
@@ -126,6 +125,21 @@ func (p *podmanEnv) cleanup() {
 		}
 	}
 	os.RemoveAll(p.run)
+}
+
+// storeRoot is the monitors' store root (beside podman's exit folder).
+func (p *podmanEnv) storeRoot() string { return filepath.Join(p.run, "libpod", "tether-conmon") }
+
+// storeFolders lists the container folders in the monitors' store root.
+func (p *podmanEnv) storeFolders() []string {
+	ents, _ := os.ReadDir(p.storeRoot())
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids
 }
 
 // killIfMonitor kills pid when it runs tether-conmon (never anything else).
@@ -334,6 +348,12 @@ func TestPodman_Isolated(t *testing.T) {
 		if pids := p.monitorsRunning(); len(pids) != 0 {
 			t.Fatalf("monitors still running: %v", pids)
 		}
+		// Earlier subtests' monitors may still be running their exit
+		// command when podman rm returns; the failed create's is never made
+		// or is removed before the monitor reports the failure.
+		testutil.Eventually(t, 10*time.Second, "no monitor folder left in "+p.storeRoot(), func() bool {
+			return len(p.storeFolders()) == 0
+		})
 	})
 	t.Run("no descriptor leaks into the container", func(t *testing.T) {
 		p.must("run", "-d", "--name", "fds", "--rootfs", rootfs, "sleep", "600")
@@ -372,6 +392,9 @@ func TestPodman_Isolated(t *testing.T) {
 		if code := strings.TrimSpace(p.must("wait", "adopt")); code != "7" {
 			t.Fatalf("wait says %s, want 7", code)
 		}
+		testutil.Eventually(t, 10*time.Second, "the adopter to remove its store folder", func() bool {
+			return len(p.storeFolders()) == 0
+		})
 		out, errs, _ := p.podman("", "logs", "adopt")
 		if out != "before\nafter\n" || errs != "after-err\n" {
 			t.Fatalf("logs: %q, %q", out, errs)
