@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -204,6 +203,3 @@ func (j *journal) send(stream int, msg []byte, partial bool) {
 }
 
 func (j *journal) close() { j.conn.Close() }
-
-// itoa is strconv.Itoa, short.
-func itoa(n int) string { return strconv.Itoa(n) }
