@@ -132,7 +132,14 @@ func runWatch(o *Options) error {
 		if w.scan() > 0 {
 			idleSince = time.Now()
 		} else if time.Since(idleSince) > watchIdle {
-			return nil
+			// A monitor that started meanwhile saw the lock held and
+			// started no watcher: let go, look once more, and stay if
+			// there is something to watch and no other watcher took over.
+			unix.Flock(fd, unix.LOCK_UN)
+			if w.scan() == 0 || unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				return nil
+			}
+			idleSince = time.Now()
 		}
 		time.Sleep(watchPoll)
 	}
