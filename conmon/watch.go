@@ -164,6 +164,9 @@ func (w *watcher) scan() int {
 	for id, h := range w.held {
 		if !seen[id] {
 			h.close()
+			if w.exits != nil && h.init.Pid > 0 {
+				w.exits.Forget(h.init.Pid)
+			}
 			delete(w.held, id)
 		}
 	}

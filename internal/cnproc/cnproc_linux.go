@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/reaper"
@@ -51,6 +50,7 @@ type Listener struct {
 	watch  map[int]bool
 	exits  map[int]exitEvent // last event per watched tgid
 	lost   bool              // the kernel dropped events
+	buf    []byte            // receive buffer, used under mu
 	wakeup chan struct{}     // closed and replaced when a watched event arrives
 }
 
@@ -128,6 +128,15 @@ func (l *Listener) Watch(pid int) {
 	l.mu.Unlock()
 }
 
+// Forget stops keeping the exit events of thread group pid (a watcher
+// done with it), so a long-lived listener does not grow.
+func (l *Listener) Forget(pid int) {
+	l.mu.Lock()
+	delete(l.watch, pid)
+	delete(l.exits, pid)
+	l.mu.Unlock()
+}
+
 // run drains the socket whenever it is readable, until it is closed.
 func (l *Listener) run() {
 	rc, err := l.f.SyscallConn()
@@ -145,7 +154,13 @@ func (l *Listener) run() {
 // the socket is unusable. l.mu is held, so a message is never read without
 // being recorded under the same lock (StatusOf relies on that).
 func (l *Listener) drainLocked() error {
-	buf := make([]byte, 16<<10)
+	if l.buf == nil {
+		// One buffer for the listener's life: every exit on the host
+		// arrives here, and a buffer per wake-up was most of a watcher's
+		// heap.
+		l.buf = make([]byte, 16<<10)
+	}
+	buf := l.buf
 	for {
 		n, _, err := unix.Recvfrom(l.fd, buf, unix.MSG_DONTWAIT)
 		switch {
@@ -157,13 +172,26 @@ func (l *Listener) drainLocked() error {
 		case err != nil:
 			return err
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			continue
+		forEachMessage(buf[:n], l.record)
+	}
+}
+
+// forEachMessage calls fn with the payload of each netlink message in b,
+// in place (syscall.ParseNetlinkMessage allocates for every datagram, and
+// a listener gets one per exit on the host). A truncated message ends it.
+func forEachMessage(b []byte, fn func([]byte)) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(ne.Uint32(b[0:]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return
 		}
-		for _, m := range msgs {
-			l.record(m.Data)
+		fn(b[unix.NLMSG_HDRLEN:l])
+		next := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+		if next > len(b) {
+			return
 		}
+		b = b[next:]
 	}
 }
 

@@ -69,3 +69,26 @@ func TestListenExits(t *testing.T) {
 		}
 	}
 }
+
+// TestForEachMessage: two messages in one datagram, each padded to 4
+// bytes, both seen with their payloads; a truncated one ends the walk.
+func TestForEachMessage(t *testing.T) {
+	msg := func(payload []byte) []byte {
+		l := unix.NLMSG_HDRLEN + len(payload)
+		b := make([]byte, (l+3)&^3)
+		binary.NativeEndian.PutUint32(b, uint32(l))
+		copy(b[unix.NLMSG_HDRLEN:], payload)
+		return b
+	}
+	d := append(msg([]byte("abcde")), msg([]byte("xy"))...)
+	var got []string
+	forEachMessage(d, func(p []byte) { got = append(got, string(p)) })
+	if len(got) != 2 || got[0] != "abcde" || got[1] != "xy" {
+		t.Fatalf("payloads %q", got)
+	}
+	got = nil
+	forEachMessage(d[:len(d)-6], func(p []byte) { got = append(got, string(p)) })
+	if len(got) != 1 {
+		t.Fatalf("truncated datagram: payloads %q, want the first only", got)
+	}
+}
