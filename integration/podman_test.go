@@ -405,6 +405,76 @@ func TestPodman_Isolated(t *testing.T) {
 		}
 		p.must("rm", "adopt")
 	})
+	t.Run("monitor killed -9 while the watcher is stopped: the watcher's status", func(t *testing.T) {
+		p.must("run", "-d", "--name", "lost", "--rootfs", rootfs, "sh", "-c",
+			"while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 7")
+		mon := p.checkMonitor("lost")
+		pid := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "lost"))
+		w := p.watcherPid()
+		// It holds the container (and watches its init) once it holds a
+		// read end of the init's stdout pipe.
+		out, err := os.Readlink("/proc/" + pid + "/fd/1")
+		if err != nil || !strings.HasPrefix(out, "pipe:") {
+			t.Fatalf("init's stdout %q (%v): want a pipe", out, err)
+		}
+		testutil.Eventually(t, 10*time.Second, "the watcher to hold the container's stdout pipe", func() bool {
+			ents, _ := os.ReadDir("/proc/" + strconv.Itoa(w) + "/fd")
+			for _, e := range ents {
+				if l, _ := os.Readlink("/proc/" + strconv.Itoa(w) + "/fd/" + e.Name()); l == out {
+					return true
+				}
+			}
+			return false
+		})
+		// The watcher is stopped, not killed: it still holds the pipes and
+		// its connector socket queues the init's exit event meanwhile.
+		if err := syscall.Kill(w, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped := true
+		defer func() {
+			if stopped {
+				syscall.Kill(w, syscall.SIGCONT)
+			}
+		}()
+		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		p.must("exec", "lost", "touch", "/tmp/go")
+		testutil.Eventually(t, 10*time.Second, "the container's init to end", func() bool {
+			st, err := os.ReadFile("/proc/" + pid + "/stat")
+			return err != nil || strings.Contains(string(st), ") Z ")
+		})
+		syscall.Kill(w, syscall.SIGCONT)
+		stopped = false
+		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
+			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=lost", "--format", "{{.Status}}"), "Exited (7)")
+		})
+		if code := strings.TrimSpace(p.must("wait", "lost")); code != "7" {
+			t.Fatalf("wait says %s, want 7", code)
+		}
+		testutil.Eventually(t, 10*time.Second, "the store folder to be removed", func() bool {
+			return len(p.storeFolders()) == 0
+		})
+		p.must("rm", "lost")
+	})
+}
+
+// watcherPid is the watcher's recorded pid, checked to run tether-conmon.
+// The monitor starts it after podman's run returned, so it is waited for.
+func (p *podmanEnv) watcherPid() int {
+	p.t.Helper()
+	pid := 0
+	testutil.Eventually(p.t, 10*time.Second, "a watcher running tether-conmon", func() bool {
+		b, err := os.ReadFile(filepath.Join(p.storeRoot(), "watcher.pid"))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(string(b))
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+		return err == nil && exe == p.mon
+	})
+	return pid
 }
 
 // monitorsRunning lists the tether-conmon processes serving containers
