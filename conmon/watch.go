@@ -180,7 +180,7 @@ func (w *watcher) check(st *store.Folder) {
 	h := w.held[st.ID()]
 	switch r.Verdict {
 	case restore.Live:
-		if h == nil {
+		if h == nil || h.init.Pid == 0 {
 			w.hold(st)
 		}
 		return
@@ -222,13 +222,18 @@ func (w *watcher) check(st *store.Folder) {
 }
 
 // hold keeps read ends of a live container's output pipes and watches
-// its init's exit.
+// its init's exit. A monitor is live from its shim.pid on, while its
+// create may still be under way: until init's pid record is there, the
+// next scan tries again.
 func (w *watcher) hold(st *store.Folder) {
-	h := &held{}
-	w.held[st.ID()] = h
 	init, err := st.Init().ReadPid()
 	if err != nil {
 		return
+	}
+	h := w.held[st.ID()]
+	if h == nil {
+		h = &held{}
+		w.held[st.ID()] = h
 	}
 	h.init = init
 	if w.exits != nil {

@@ -406,8 +406,10 @@ func TestPodman_Isolated(t *testing.T) {
 		p.must("rm", "adopt")
 	})
 	t.Run("monitor killed -9 while the watcher is stopped: the watcher's status", func(t *testing.T) {
+		// Every container shares the rootfs: a flag file of its own.
 		p.must("run", "-d", "--name", "lost", "--rootfs", rootfs, "sh", "-c",
-			"while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 7")
+			"while [ ! -e /tmp/go-lost ]; do sleep 0.1; done; exit 7")
+		defer os.Remove(filepath.Join(rootfs, "tmp", "go-lost"))
 		mon := p.checkMonitor("lost")
 		pid := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "lost"))
 		w := p.watcherPid()
@@ -440,7 +442,7 @@ func TestPodman_Isolated(t *testing.T) {
 		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		p.must("exec", "lost", "touch", "/tmp/go")
+		p.must("exec", "lost", "touch", "/tmp/go-lost")
 		testutil.Eventually(t, 10*time.Second, "the container's init to end", func() bool {
 			st, err := os.ReadFile("/proc/" + pid + "/stat")
 			return err != nil || strings.Contains(string(st), ") Z ")
