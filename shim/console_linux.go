@@ -5,87 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/console"
 	"github.com/tether-run/tether/internal/unixsock"
 	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/store"
-	"golang.org/x/sys/unix"
 )
 
 // consoleTimeout bounds the wait for the runtime to send the pty master.
 const consoleTimeout = 10 * time.Second
-
-// consoleSocket receives the pty master that the OCI runtime sends over
-// --console-socket (SCM_RIGHTS).
-type consoleSocket struct {
-	path   string
-	ln     *net.UnixListener
-	closed sync.Once
-}
-
-func listenConsole(path string) (*consoleSocket, error) {
-	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("console socket: %w", err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return &consoleSocket{path: path, ln: ln}, nil
-}
-
-// close stops listening and removes the socket; it may be called again.
-func (c *consoleSocket) close() {
-	c.closed.Do(func() {
-		c.ln.Close()
-		os.Remove(c.path)
-		if dir := filepath.Dir(c.path); filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
-			strings.HasPrefix(filepath.Base(dir), "tcs") {
-			os.Remove(dir) // the private folder consolePath made for a long path
-		}
-	})
-}
-
-// receive accepts one connection and takes the fd it carries.
-func (c *consoleSocket) receive() (console.Console, error) {
-	conn, err := c.ln.AcceptUnix()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(consoleTimeout))
-	buf := make([]byte, 256)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return nil, fmt.Errorf("receive pty master: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, errors.New("receive pty master: no control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, errors.New("receive pty master: expected one fd")
-	}
-	unix.CloseOnExec(fds[0])
-	f := os.NewFile(uintptr(fds[0]), "pty-master")
-	con, err := console.ConsoleFromFile(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return con, nil
-}
 
 // withIO prepares a process's stdio, runs fn (the runtime's create or
 // exec) with the runtime's ends, and closes the shim's copies of those ends
@@ -102,26 +33,27 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 	if !terminal {
 		return s.withPipes(pio, stdin || src != nil, src, fn)
 	}
-	sock, err := consolePath(files)
+	sock, cleanup, err := consolePath(files)
 	if err != nil {
 		return err
 	}
-	cs, err := listenConsole(sock)
+	defer cleanup()
+	cs, err := oci.ListenConsole(sock)
 	if err != nil {
 		return err
 	}
-	defer cs.close()
+	defer cs.Close()
 	type result struct {
 		c   console.Console
 		err error
 	}
 	got := make(chan result, 1)
-	go func() { c, err := cs.receive(); got <- result{c, err} }()
+	go func() { c, err := cs.Receive(); got <- result{c, err} }()
 	// abandon is the way out on failure: a pty master the runtime sent
 	// before it failed (exec of a missing command) must not stay open in
 	// the shim, and the receiving goroutine must end.
 	abandon := func() {
-		cs.close()
+		cs.Close()
 		go func() {
 			if r := <-got; r.c != nil {
 				r.c.Close()
@@ -185,17 +117,17 @@ func (nopCloser) Close() error { return nil }
 
 // consolePath is where a process's console socket goes: in the folder,
 // or, for a path too long for a socket address, in a private temporary
-// folder (removed by consoleSocket.close).
-func consolePath(files store.Proc) (string, error) {
+// folder, which cleanup removes.
+func consolePath(files store.Proc) (path string, cleanup func(), err error) {
 	p := files.ConsoleSocket()
 	if len(p) <= unixsock.MaxPath {
-		return p, nil
+		return p, func() {}, nil
 	}
 	tmp, err := os.MkdirTemp("", "tcs")
 	if err != nil {
-		return "", fmt.Errorf("console socket folder: %w", err)
+		return "", nil, fmt.Errorf("console socket folder: %w", err)
 	}
-	return filepath.Join(tmp, "c.sock"), nil
+	return filepath.Join(tmp, "c.sock"), func() { os.RemoveAll(tmp) }, nil
 }
 
 func ociIO(io *stdioFiles) oci.IO {

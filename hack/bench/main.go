@@ -7,8 +7,9 @@
 // exec against runtime exec), exit record (SIGKILL of init to exit.json on
 // disk), logs (256 MiB of stdout through the shim against the same bytes
 // written to a file), memory (50 idle shims against 50 conmons), reattach
-// (a fresh manager's List with 10, 100 and 300 containers) and scale (300
-// containers started, listed, deleted).
+// (a fresh manager's List with 10, 100 and 300 containers), scale (300
+// containers started, listed, deleted) and podman (`podman run -d` and the
+// idle monitor's PSS with tether-conmon against conmon).
 //
 // Everything runs in a fresh folder under /tmp with container IDs unique to
 // the run. On exit, and on SIGINT, SIGTERM or SIGHUP, every shim, init,
@@ -32,7 +33,7 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman"}
 
 func main() {
 	bin := flag.String("bin", "bin", "folder holding tether and tether-shim ('make build')")
@@ -144,6 +145,10 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	step("exec", b.execRow)
 	step("exit", b.exitRow)
 	step("logs", b.logsRow)
+	if want["podman"] && ctx.Err() == nil {
+		fmt.Fprintf(logw, "bench: podman\n")
+		rows = append(rows, b.podmanRows(ctx)...)
+	}
 	if !(want["memory"] || want["reattach"] || want["scale"]) || ctx.Err() != nil {
 		return rows
 	}
