@@ -21,8 +21,8 @@ const (
 	// lines are cut into P entries of this size.
 	maxText = 16 * 1024
 	// maxHeader is the longest header the Writer produces:
-	// a 30-byte timestamp, " stdout F ".
-	maxHeader = len("2006-01-02T15:04:05.999999999Z") + len(" stdout F ")
+	// a timestamp of up to 35 bytes (NumericZone), " stdout F ".
+	maxHeader = len("2006-01-02T15:04:05.999999999+00:00") + len(" stdout F ")
 	// maxEntry is the longest line the Writer produces, newline included.
 	// A rotated file exceeds Options.MaxSize only if MaxSize < maxEntry.
 	maxEntry = maxHeader + maxText + 1
@@ -152,10 +152,26 @@ func clip(b []byte) []byte {
 	return b
 }
 
+// TimeLayout is the timestamp layout the Writer uses: RFC 3339 in UTC with
+// exactly nine fraction digits, so every header has the same width.
+// time.RFC3339Nano trims trailing zeros, and podman's k8s-file reader
+// (libpod/logs, layout "2006-01-02T15:04:05.000000000Z07:00") rejects such
+// lines; the readers here accept both forms.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// TimeLayoutOffset is TimeLayout with the zone always written as an
+// offset ("+00:00" for UTC), as conmon writes it; see Options.NumericZone.
+const TimeLayoutOffset = "2006-01-02T15:04:05.000000000-07:00"
+
 // appendHeader appends "<time> <stream> F " to dst; the tag byte is at
 // len(result)-2 so that callers can switch it to 'P'.
 func appendHeader(dst []byte, t time.Time, s Stream) []byte {
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	return appendHeaderLayout(dst, t, s, TimeLayout)
+}
+
+// appendHeaderLayout is appendHeader with the time layout given.
+func appendHeaderLayout(dst []byte, t time.Time, s Stream, layout string) []byte {
+	dst = t.UTC().AppendFormat(dst, layout)
 	dst = append(dst, ' ')
 	dst = append(dst, s...)
 	return append(dst, " F "...)

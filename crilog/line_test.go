@@ -108,3 +108,33 @@ func TestDecoderLongLines(t *testing.T) {
 		t.Fatalf("line after the over-long one: %+v, %v", e, err)
 	}
 }
+
+// TestHeaderFixedWidth: every header carries nine fraction digits, also
+// when the time's trailing digits are zero, because podman's k8s-file
+// reader accepts nothing else; the readers still take the trimmed form.
+func TestHeaderFixedWidth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"whole second", time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), "2024-05-01T12:00:00.000000000Z stdout F "},
+		{"trailing zeros", time.Date(2024, 5, 1, 12, 0, 0, 120000000, time.UTC), "2024-05-01T12:00:00.120000000Z stdout F "},
+		{"all digits", time.Date(2024, 5, 1, 12, 0, 0, 123456789, time.UTC), "2024-05-01T12:00:00.123456789Z stdout F "},
+		{"local zone", time.Date(2024, 5, 1, 14, 0, 0, 5, time.FixedZone("x", 7200)), "2024-05-01T12:00:00.000000005Z stdout F "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(appendHeader(nil, tc.at, Stdout))
+			if got != tc.want {
+				t.Fatalf("header %q, want %q", got, tc.want)
+			}
+			if _, err := time.Parse(TimeLayout, got[:strings.IndexByte(got, ' ')]); err != nil {
+				t.Fatalf("podman's layout rejects %q: %v", got, err)
+			}
+			e, err := ParseLine([]byte(got + "x"))
+			if err != nil || !e.Time.Equal(tc.at) {
+				t.Fatalf("ParseLine(%q) = %v, %v", got, e.Time, err)
+			}
+		})
+	}
+}

@@ -38,6 +38,14 @@ type Options struct {
 	// kept besides path itself; 0 (or less) means 1. Rotated files beyond
 	// MaxFiles left by an earlier, larger setting are not removed.
 	MaxFiles int
+	// Truncate, with MaxSize, empties the file instead of rotating it when
+	// the next entry would take it past MaxSize, and keeps writing at its
+	// start (conmon's --log-size-max); no rotated files are made.
+	Truncate bool
+	// NumericZone writes the zone of every timestamp as "+00:00" instead
+	// of "Z" (TimeLayoutOffset), byte for byte what conmon writes; tools
+	// that match conmon's files with a pattern expect it.
+	NumericZone bool
 }
 
 // Writer appends entries to a log file and rotates it. It is safe for
@@ -117,7 +125,11 @@ func (w *Writer) WriteStream(s Stream, t time.Time, p []byte) error {
 	if w.f == nil {
 		return fmt.Errorf("crilog: write %s: %w", w.path, os.ErrClosed)
 	}
-	w.hdr[1] = appendHeader(w.hdr[1][:0], t, s)
+	layout := TimeLayout
+	if w.opts.NumericZone {
+		layout = TimeLayoutOffset
+	}
+	w.hdr[1] = appendHeaderLayout(w.hdr[1][:0], t, s, layout)
 	w.hdr[0] = append(w.hdr[0][:0], w.hdr[1]...)
 	w.hdr[0][len(w.hdr[0])-2] = 'P'
 	w.rotFailed = false
@@ -212,6 +224,13 @@ func (w *Writer) flush() error {
 // renames path to path.1 and continues in a new file at path. The new file
 // is created first, so a failure leaves the current file in use.
 func (w *Writer) rotate() error {
+	if w.opts.Truncate {
+		if err := w.f.Truncate(0); err != nil {
+			return err
+		}
+		w.size = 0
+		return nil
+	}
 	tmp := w.path + ".next"
 	nf, err := openLogFile(tmp, os.O_WRONLY|os.O_TRUNC)
 	if err != nil {

@@ -74,7 +74,7 @@ func TestWriteStreamEntries(t *testing.T) {
 	}
 	w.Close()
 	data, _ := os.ReadFile(path)
-	want := "2024-05-01T12:00:00.0000005Z stderr F a\n2024-05-01T12:00:00.0000005Z stderr P b\n"
+	want := "2024-05-01T12:00:00.000000500Z stderr F a\n2024-05-01T12:00:00.000000500Z stderr P b\n"
 	if string(data) != want {
 		t.Fatalf("file holds %q, want %q", data, want)
 	}
@@ -315,5 +315,52 @@ func TestWriteStreamLargeBatches(t *testing.T) {
 	got, _ := decodeAll(t, path)
 	if !bytes.Equal(got[0], want[0]) || !bytes.Equal(got[1], want[1]) {
 		t.Errorf("decoded %d and %d bytes, want %d and %d", len(got[0]), len(got[1]), len(want[0]), len(want[1]))
+	}
+}
+
+// TestTruncateAtMax: with Truncate the file is emptied when the next entry
+// would pass MaxSize, as conmon does for --log-size-max, and no rotated
+// file appears.
+func TestTruncateAtMax(t *testing.T) {
+	path := logPath(t)
+	w, err := Open(path, Options{MaxSize: 100, Truncate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ts := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, line := range []string{"one\n", "two\n", "three\n"} {
+		if err := w.WriteStream(Stdout, ts, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := os.ReadFile(path)
+	if want := "2024-05-01T12:00:00.000000000Z stdout F three\n"; string(data) != want {
+		t.Fatalf("file holds %q, want %q", data, want)
+	}
+	if _, err := os.Stat(path + ".1"); !os.IsNotExist(err) {
+		t.Fatalf("a rotated file exists: %v", err)
+	}
+}
+
+// TestNumericZone: conmon's zone form, read back to the same instant.
+func TestNumericZone(t *testing.T) {
+	path := logPath(t)
+	w, err := Open(path, Options{NumericZone: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	if err := w.WriteStream(Stdout, ts, []byte("x\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	data, _ := os.ReadFile(path)
+	if want := "2024-05-01T12:00:00.000000000+00:00 stdout F x\n"; string(data) != want {
+		t.Fatalf("file holds %q, want %q", data, want)
+	}
+	e, err := ParseLine(data)
+	if err != nil || !e.Time.Equal(ts) {
+		t.Fatalf("ParseLine: %v, %v", e.Time, err)
 	}
 }

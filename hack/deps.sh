@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tether's build, demo and tests need on a Debian machine:
-# runc, crun, busybox-static and containerd. Run as root. Also makes crun usable on a
+# runc, crun, busybox-static, containerd, and podman (with its conmon and CNI plugins)
+# plus script(1) for the tether-conmon tests. Run as root. Also makes crun usable on a
 # cgroup v1 "hybrid" host (see README, "Hosts with hybrid cgroups").
 set -euo pipefail
 
@@ -15,6 +16,9 @@ $busybox_ok || need+=(busybox-static)
 # containerd (with ctr) for the containerd front end's tests; script
 # (bsdutils) gives ctr -t a terminal in them.
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v podman >/dev/null 2>&1 || need+=(podman)
+command -v conmon >/dev/null 2>&1 || need+=(conmon)
+[ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 
 if [ ${#need[@]} -gt 0 ]; then

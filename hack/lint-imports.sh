@@ -29,7 +29,7 @@ check() {
 }
 
 # The low layers import nothing above them.
-for low in reaper oci crilog store shimapi cgroups internal/ids internal/errdefs internal/proc internal/unixsock internal/atomicfile bundle; do
+for low in reaper oci crilog store shimapi cgroups internal/ids internal/errdefs internal/proc internal/cnproc internal/unixsock internal/atomicfile bundle; do
 	check "$low" deps shim runtime cmd
 done
 # The restore verdict serves the manager and the shim alike.
@@ -38,6 +38,8 @@ check internal/restore deps shim runtime cmd
 check shim deps runtime cmd
 check shim/control deps runtime cmd
 check shim/containerd deps runtime cmd
+# podman's front end drives the core in-process, like tether-shim.
+check conmon deps runtime cmd shim/control
 # The manager never links the shim server.
 check runtime deps shim cmd
 # The CLI goes through runtime like any supervisor.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
+	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/restore"
 	"github.com/tether-run/tether/oci"
@@ -51,9 +52,9 @@ const UnknownStatus = store.UnknownStatus
 // processes of the dead shim that still run are adopted the same way;
 // those that ended unseen get an exit record with ReasonNoShim. Output
 // written while no shim ran is lost; output written after the adoption
-// reaches the log again when stdout and stderr were pipes (and the store's
-// logs are used: the IO of opts.InitIO other than the log is not given
-// back to an adopted process).
+// reaches init's log and opts.InitIO's sinks again when stdout and stderr
+// were pipes (InitIO.Stdin is not: stdin is not kept; exec'd processes go
+// to the store's logs).
 //
 // Errors: ErrNotRunning when the init has exited or an exit was recorded,
 // ErrExists when a live shim already serves the container.
@@ -65,12 +66,12 @@ func (s *Shim) Adopt(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cn, err := listenExits()
+	cn, err := cnproc.Listen()
 	if err != nil {
 		s.log.WithError(err).Warn("exit statuses of adopted processes will be unknown")
 		cn = nil
 	} else {
-		cn.watchPid(init.Pid) // before the liveness check: no exit is missed
+		cn.Watch(init.Pid) // before the liveness check: no exit is missed
 	}
 	fd, err := restore.OpenMember(s.rec, init)
 	if err != nil {
@@ -108,14 +109,14 @@ func (s *Shim) checkOrphan() (proc.Identity, error) {
 	return proc.Identity{}, fmt.Errorf("container %s is %s (%s): %w", s.id, r.Verdict, r.Reason, ErrNotRunning)
 }
 
-func stopListening(cn *exitListener) {
+func stopListening(cn *cnproc.Listener) {
 	if cn != nil {
-		cn.close()
+		cn.Close()
 	}
 }
 
 // startAdopted sets the shim up around an init it holds a pidfd of.
-func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *exitListener) error {
+func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *cnproc.Listener) error {
 	status, err := s.runtimeStatus(ctx)
 	if err != nil {
 		return err
@@ -124,7 +125,9 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 		return err
 	}
 	s.loadCgroup(init.Pid)
-	s.init, err = s.adoptProcess("", s.st.Init(), init, status)
+	initIO := s.opts.InitIO
+	initIO.Stdin = nil
+	s.init, err = s.adoptProcess("", s.st.Init(), init, status, initIO)
 	if err != nil {
 		return err
 	}
@@ -155,15 +158,16 @@ func (s *Shim) runtimeStatus(ctx context.Context) (string, error) {
 }
 
 // adoptProcess builds the process of an adopted pid: its log is opened for
-// appending and its output pipes, if any, are drained into it again. Its
-// status is reached through the state table from created.
-func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, status string) (*process, error) {
-	pio, err := s.openIO(files, IO{})
+// appending and its output pipes, if any, are drained into it (and io's
+// sinks) again. Its status is reached through the state table from
+// created.
+func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, status string, io IO) (*process, error) {
+	pio, err := s.openIO(files, io)
 	if err != nil {
 		return nil, err
 	}
 	pio.warn = s.warnDroppedAdopted
-	out, errf := reopenOutput(pid.Pid)
+	out, errf := proc.ReopenOutput(pid.Pid)
 	if out != nil {
 		pio.drain(crilog.Stdout, out)
 	}
@@ -188,7 +192,7 @@ func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, stat
 // adoptExecs takes over the exec'd processes of the dead shim, each as
 // restore classifies it: live ones are watched like init, ended ones get
 // an exit record saying the status is unknown.
-func (s *Shim) adoptExecs(cn *exitListener) {
+func (s *Shim) adoptExecs(cn *cnproc.Listener) {
 	names, err := s.st.Execs()
 	if err != nil {
 		s.log.WithError(err).Warn("exec'd processes not listed: not adopted")
@@ -200,11 +204,11 @@ func (s *Shim) adoptExecs(cn *exitListener) {
 	}
 }
 
-func (s *Shim) adoptExec(cn *exitListener, name string) error {
+func (s *Shim) adoptExec(cn *cnproc.Listener, name string) error {
 	files := s.st.Exec(name)
 	facts := restore.GatherExec(s.rec, files)
 	if cn != nil && facts.PidErr == nil {
-		cn.watchPid(facts.Pid.Pid) // before the liveness check below
+		cn.Watch(facts.Pid.Pid) // before the liveness check below
 	}
 	r := restore.ClassifyExec(facts)
 	switch r.Verdict {
@@ -224,7 +228,7 @@ func (s *Shim) adoptExec(cn *exitListener, name string) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.adoptProcess(name, files, r.Init, StatusRunning)
+	p, err := s.adoptProcess(name, files, r.Init, StatusRunning, IO{})
 	if err != nil {
 		unix.Close(fd)
 		return err
@@ -246,7 +250,7 @@ const waitRetry = time.Second
 // still running are killed, as for a shim's own init. A failed poll is
 // never taken for an exit: the process is asked through its pidfd whether
 // it still runs, and watched again if so.
-func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
+func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener) {
 	defer unix.Close(fd)
 	p.mu.Lock()
 	p.pidfd = fd // an upgrade hands it over (handoff.go)
@@ -266,7 +270,7 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *exitListener) {
 	e := reaper.Exit{Pid: pid.Pid, Status: UnknownStatus, Timestamp: time.Now()}
 	reason := ReasonAdoptedUnknown
 	if cn != nil {
-		if status, err := cn.statusOf(pid.Pid); err == nil {
+		if status, err := cn.StatusOf(pid.Pid); err == nil {
 			e.Status, reason = status, ""
 		} else {
 			reason += " (" + err.Error() + ")"

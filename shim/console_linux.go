@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/containerd/console"
@@ -22,69 +19,75 @@ import (
 // consoleTimeout bounds the wait for the runtime to send the pty master.
 const consoleTimeout = 10 * time.Second
 
-// consoleSocket receives the pty master that the OCI runtime sends over
-// --console-socket (SCM_RIGHTS).
-type consoleSocket struct {
-	path   string
-	ln     *net.UnixListener
-	closed sync.Once
-}
-
-func listenConsole(path string) (*consoleSocket, error) {
-	os.Remove(path)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+// withIO prepares a process's stdio, runs fn (the runtime's create or
+// exec) with the runtime's ends, and closes the shim's copies of those ends
+// afterwards. Without a terminal fn gets pipes; with one it gets the path
+// of a console socket, and the pty master it receives becomes the
+// process's IO.
+//
+// src, when not nil, is copied into the process's input once it runs
+// (IO.Stdin of a front end). The console socket's path is worked out only
+// for a terminal: a long root then gets a private temporary folder, which
+// the socket's close removes.
+func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, src io.Reader, files store.Proc,
+	fn func(*stdioFiles, string) error) error {
+	if !terminal {
+		return s.withPipes(pio, stdin || src != nil, src, fn)
+	}
+	sock, cleanup, err := consolePath(files)
 	if err != nil {
-		return nil, fmt.Errorf("console socket: %w", err)
+		return err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
+	defer cleanup()
+	cs, err := oci.ListenConsole(sock)
+	if err != nil {
+		return err
 	}
-	return &consoleSocket{path: path, ln: ln}, nil
-}
-
-// close stops listening and removes the socket; it may be called again.
-func (c *consoleSocket) close() {
-	c.closed.Do(func() {
-		c.ln.Close()
-		os.Remove(c.path)
-		if dir := filepath.Dir(c.path); filepath.Dir(dir) == filepath.Clean(os.TempDir()) &&
-			strings.HasPrefix(filepath.Base(dir), "tcs") {
-			os.Remove(dir) // the private folder consolePath made for a long path
+	defer cs.Close()
+	type result struct {
+		c   console.Console
+		err error
+	}
+	got := make(chan result, 1)
+	go func() { c, err := cs.Receive(); got <- result{c, err} }()
+	// abandon is the way out on failure: a pty master the runtime sent
+	// before it failed (exec of a missing command) must not stay open in
+	// the shim, and the receiving goroutine must end.
+	abandon := func() {
+		cs.Close()
+		go func() {
+			if r := <-got; r.c != nil {
+				r.c.Close()
+			}
+		}()
+	}
+	if err := fn(nil, sock); err != nil {
+		abandon()
+		return err
+	}
+	select {
+	case r := <-got:
+		if r.err != nil {
+			return r.err
 		}
-	})
-}
-
-// receive accepts one connection and takes the fd it carries.
-func (c *consoleSocket) receive() (console.Console, error) {
-	conn, err := c.ln.AcceptUnix()
-	if err != nil {
-		return nil, err
+		rw, err := pollable(r.c)
+		if err != nil {
+			r.c.Close()
+			return err
+		}
+		pio.setConsole(r.c, rw)
+		if src != nil {
+			pio.fed = true
+			go copyStdin(nopCloser{rw}, src)
+		}
+		return nil
+	case <-time.After(consoleTimeout):
+		abandon()
+		return errors.New("the runtime sent no terminal on the console socket")
+	case <-ctx.Done():
+		abandon()
+		return ctx.Err()
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(consoleTimeout))
-	buf := make([]byte, 256)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return nil, fmt.Errorf("receive pty master: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return nil, errors.New("receive pty master: no control message")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return nil, errors.New("receive pty master: expected one fd")
-	}
-	unix.CloseOnExec(fds[0])
-	f := os.NewFile(uintptr(fds[0]), "pty-master")
-	con, err := console.ConsoleFromFile(f)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return con, nil
 }
 
 // pollable returns a dup of the pty master c, made non-blocking so that
@@ -128,76 +131,6 @@ func consoleFromFd(fd int) (console.Console, *os.File, error) {
 	return con, rw, nil
 }
 
-// withIO prepares a process's stdio, runs fn (the runtime's create or
-// exec) with the runtime's ends, and closes the shim's copies of those ends
-// afterwards. Without a terminal fn gets pipes; with one it gets the path
-// of a console socket, and the pty master it receives becomes the
-// process's IO.
-//
-// src, when not nil, is copied into the process's input once it runs
-// (IO.Stdin of a front end). The console socket's path is worked out only
-// for a terminal: a long root then gets a private temporary folder, which
-// the socket's close removes.
-func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, src io.Reader, files store.Proc,
-	fn func(*stdioFiles, string) error) error {
-	if !terminal {
-		return s.withPipes(pio, stdin || src != nil, src, fn)
-	}
-	sock, err := consolePath(files)
-	if err != nil {
-		return err
-	}
-	cs, err := listenConsole(sock)
-	if err != nil {
-		return err
-	}
-	defer cs.close()
-	type result struct {
-		c   console.Console
-		err error
-	}
-	got := make(chan result, 1)
-	go func() { c, err := cs.receive(); got <- result{c, err} }()
-	// abandon is the way out on failure: a pty master the runtime sent
-	// before it failed (exec of a missing command) must not stay open in
-	// the shim, and the receiving goroutine must end.
-	abandon := func() {
-		cs.close()
-		go func() {
-			if r := <-got; r.c != nil {
-				r.c.Close()
-			}
-		}()
-	}
-	if err := fn(nil, sock); err != nil {
-		abandon()
-		return err
-	}
-	select {
-	case r := <-got:
-		if r.err != nil {
-			return r.err
-		}
-		rw, err := pollable(r.c)
-		if err != nil {
-			r.c.Close()
-			return err
-		}
-		pio.setConsole(r.c, rw)
-		if src != nil {
-			pio.fed = true
-			go copyStdin(nopCloser{rw}, src)
-		}
-		return nil
-	case <-time.After(consoleTimeout):
-		abandon()
-		return errors.New("the runtime sent no terminal on the console socket")
-	case <-ctx.Done():
-		abandon()
-		return ctx.Err()
-	}
-}
-
 // withPipes is withIO without a terminal: pipes, drained into the log.
 func (s *Shim) withPipes(pio *procIO, stdin bool, src io.Reader, fn func(*stdioFiles, string) error) error {
 	files, err := pio.newPipes(stdin)
@@ -233,17 +166,17 @@ func (nopCloser) Close() error { return nil }
 
 // consolePath is where a process's console socket goes: in the folder,
 // or, for a path too long for a socket address, in a private temporary
-// folder (removed by consoleSocket.close).
-func consolePath(files store.Proc) (string, error) {
+// folder, which cleanup removes.
+func consolePath(files store.Proc) (path string, cleanup func(), err error) {
 	p := files.ConsoleSocket()
 	if len(p) <= unixsock.MaxPath {
-		return p, nil
+		return p, func() {}, nil
 	}
 	tmp, err := os.MkdirTemp("", "tcs")
 	if err != nil {
-		return "", fmt.Errorf("console socket folder: %w", err)
+		return "", nil, fmt.Errorf("console socket folder: %w", err)
 	}
-	return filepath.Join(tmp, "c.sock"), nil
+	return filepath.Join(tmp, "c.sock"), func() { os.RemoveAll(tmp) }, nil
 }
 
 func ociIO(io *stdioFiles) oci.IO {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/tether-run/tether/crilog"
+	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/store"
@@ -588,7 +589,7 @@ func (s *Shim) watchResumed(adopted []*process) {
 	if len(adopted) == 0 {
 		return
 	}
-	cn, err := listenExits()
+	cn, err := cnproc.Listen()
 	if err != nil {
 		s.log.WithError(err).Warn("exit statuses of adopted processes will be unknown")
 		cn = nil
@@ -596,7 +597,7 @@ func (s *Shim) watchResumed(adopted []*process) {
 	for _, p := range adopted {
 		_, pid, _ := p.current()
 		if cn != nil {
-			cn.watchPid(pid.Pid)
+			cn.Watch(pid.Pid)
 		}
 		go s.watchAdopted(p, p.pidfd, cn)
 	}

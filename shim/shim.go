@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -89,6 +90,11 @@ type Options struct {
 	OnRestore func(ctx context.Context) error
 	// NoFolderWatch turns off the restoring of a removed folder.
 	NoFolderWatch bool
+	// NoPivot, NoNewKeyring and ExtraFiles are passed to the runtime's
+	// create of init (--no-pivot, --no-new-keyring, --preserve-fds: the
+	// files become init's fds 3, 4...), as podman asks of its monitor.
+	NoPivot, NoNewKeyring bool
+	ExtraFiles            []*os.File
 }
 
 // IO says where a process's output goes and where its input comes from.
@@ -183,6 +189,14 @@ func New(ctx context.Context, opts Options) (*Shim, error) {
 // container's processes are not touched.
 func (s *Shim) Close() { s.cancel() }
 
+// StartCommand starts a helper command of the front end (podman's exit
+// command) through the core's reaper, which owns every wait4 of the
+// process, and returns the function that waits for its exit status. It
+// needs New to have returned and Close not to have been called.
+func (s *Shim) StartCommand(cmd *exec.Cmd) (wait func() (int, error), err error) {
+	return s.mon.Start(cmd)
+}
+
 // ID is the container's ID.
 func (s *Shim) ID() string { return s.id }
 
@@ -256,7 +270,8 @@ func (s *Shim) createInit(ctx context.Context) error {
 	}
 	s.init = s.newProcess("", initp, pio)
 	since := time.Now()
-	opts := &oci.CreateOpts{PidFile: initp.ScratchPid()}
+	opts := &oci.CreateOpts{PidFile: initp.ScratchPid(), NoPivot: s.opts.NoPivot,
+		NoNewKeyring: s.opts.NoNewKeyring, ExtraFiles: s.opts.ExtraFiles}
 	err = s.withIO(ctx, pio, s.rec.Terminal, s.rec.Stdin, s.opts.InitIO.Stdin, initp,
 		func(io *stdioFiles, consoleSocket string) error {
 			setCreateIO(opts, io, consoleSocket)

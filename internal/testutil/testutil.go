@@ -76,7 +76,7 @@ func BinDir(t testing.TB) string {
 			return
 		}
 		out, err := exec.Command("go", "build", "-o", build.dir+"/",
-			"github.com/tether-run/tether/cmd/tether", "github.com/tether-run/tether/cmd/tether-shim").CombinedOutput()
+			"github.com/tether-run/tether/cmd/tether", "github.com/tether-run/tether/cmd/tether-shim", "github.com/tether-run/tether/cmd/tether-conmon").CombinedOutput()
 		if err != nil {
 			build.err = errors.New(string(out))
 		}

@@ -1,4 +1,4 @@
-package shim
+package cnproc
 
 import (
 	"encoding/binary"
@@ -24,7 +24,7 @@ func procExitMessage(tid, tgid int, code uint32) []byte {
 }
 
 func TestExitListenerRecord(t *testing.T) {
-	l := &exitListener{watch: map[int]bool{100: true}, exits: map[int]exitEvent{}, wakeup: make(chan struct{})}
+	l := &Listener{watch: map[int]bool{100: true}, exits: map[int]exitEvent{}, wakeup: make(chan struct{})}
 	l.record(procExitMessage(101, 100, 0))      // a thread of the group
 	l.record(procExitMessage(100, 100, 7<<8))   // the leader: exit(7)
 	l.record(procExitMessage(200, 200, 9))      // not watched
@@ -40,14 +40,14 @@ func TestExitListenerRecord(t *testing.T) {
 // TestListenExits asks the kernel for the exit status of a process that is
 // not our child's business: the status comes from the connector alone.
 func TestListenExits(t *testing.T) {
-	l, err := listenExits()
+	l, err := Listen()
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EPROTONOSUPPORT) {
 		t.Skipf("no process events connector here: %v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.close()
+	defer l.Close()
 	for _, tc := range []struct {
 		script string
 		want   int
@@ -60,12 +60,35 @@ func TestListenExits(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		l.watchPid(cmd.Process.Pid)
+		l.Watch(cmd.Process.Pid)
 		w.Close()
 		cmd.Wait()
-		got, err := l.statusOf(cmd.Process.Pid)
+		got, err := l.StatusOf(cmd.Process.Pid)
 		if err != nil || got != tc.want {
 			t.Fatalf("%q: status %d (%v), want %d", tc.script, got, err, tc.want)
 		}
+	}
+}
+
+// TestForEachMessage: two messages in one datagram, each padded to 4
+// bytes, both seen with their payloads; a truncated one ends the walk.
+func TestForEachMessage(t *testing.T) {
+	msg := func(payload []byte) []byte {
+		l := unix.NLMSG_HDRLEN + len(payload)
+		b := make([]byte, (l+3)&^3)
+		binary.NativeEndian.PutUint32(b, uint32(l))
+		copy(b[unix.NLMSG_HDRLEN:], payload)
+		return b
+	}
+	d := append(msg([]byte("abcde")), msg([]byte("xy"))...)
+	var got []string
+	forEachMessage(d, func(p []byte) { got = append(got, string(p)) })
+	if len(got) != 2 || got[0] != "abcde" || got[1] != "xy" {
+		t.Fatalf("payloads %q", got)
+	}
+	got = nil
+	forEachMessage(d[:len(d)-6], func(p []byte) { got = append(got, string(p)) })
+	if len(got) != 1 {
+		t.Fatalf("truncated datagram: payloads %q, want the first only", got)
 	}
 }

@@ -1,4 +1,4 @@
-package shim
+package proc
 
 import (
 	"os"
@@ -7,14 +7,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reopenOutput opens new read ends of the pipes that are the stdout and
+// ReopenOutput opens new read ends of the pipes that are the stdout and
 // stderr of pid (through /proc/PID/fd/1 and 2), so output written after an
 // adoption reaches the log again. The read ends held by the dead shim are
 // gone and nothing can bring back what was written in between. A stream
 // that is not a pipe (a terminal, a file the process opened) is skipped;
 // stderr that is the same pipe as stdout is opened once. Files come back
 // non-blocking, closed on exec.
-func reopenOutput(pid int) (stdout, stderr *os.File) {
+func ReopenOutput(pid int) (stdout, stderr *os.File) {
 	open := func(n int) (*os.File, unix.Stat_t, bool) {
 		path := "/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.Itoa(n)
 		var st unix.Stat_t

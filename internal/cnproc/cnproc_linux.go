@@ -1,4 +1,7 @@
-package shim
+// Package cnproc listens to the kernel's process events connector for the
+// exit status of processes the caller is not the parent of: what an
+// adopting shim (or podman's watcher) uses in place of wait4.
+package cnproc
 
 import (
 	"encoding/binary"
@@ -8,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/reaper"
@@ -19,10 +21,10 @@ import (
 // cannot give it the exit status. The kernel's process events connector
 // (NETLINK_CONNECTOR, group CN_IDX_PROC, root only) can: it multicasts one
 // PROC_EVENT_EXIT message per exiting thread, with the thread's exit code
-// in wait-status form, to every listener. exitListener keeps the last such
+// in wait-status form, to every listener. Listener keeps the last such
 // event of each thread group it watches. The event of a thread is sent
 // right after the thread is notified dead, so it may trail the pidfd
-// wake-up by a moment: statusOf waits for it, boundedly. Netlink drops
+// wake-up by a moment: StatusOf waits for it, boundedly. Netlink drops
 // messages when a listener's buffer is full (ENOBUFS); a listener that saw
 // a drop reports any exit it did not see as unknown rather than guess.
 
@@ -36,11 +38,11 @@ const (
 	procEventHdrLen   = 16 // what, cpu, timestamp_ns
 )
 
-// exitEventWait bounds how long statusOf waits for a trailing event.
+// exitEventWait bounds how long StatusOf waits for a trailing event.
 const exitEventWait = 2 * time.Second
 
-// exitListener collects exit events of watched thread groups.
-type exitListener struct {
+// Listener collects exit events of watched thread groups.
+type Listener struct {
 	f  *os.File
 	fd int
 
@@ -48,6 +50,7 @@ type exitListener struct {
 	watch  map[int]bool
 	exits  map[int]exitEvent // last event per watched tgid
 	lost   bool              // the kernel dropped events
+	buf    []byte            // receive buffer, used under mu
 	wakeup chan struct{}     // closed and replaced when a watched event arrives
 }
 
@@ -56,9 +59,9 @@ type exitEvent struct {
 	code uint32 // wait status
 }
 
-// listenExits subscribes to the process events connector. It fails
+// Listen subscribes to the process events connector. It fails
 // without CAP_NET_ADMIN or on a kernel built without CONFIG_PROC_EVENTS.
-func listenExits() (*exitListener, error) {
+func Listen() (*Listener, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("netlink connector socket: %w", err)
@@ -72,7 +75,7 @@ func listenExits() (*exitListener, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("subscribe to process events: %w", err)
 	}
-	l := &exitListener{f: os.NewFile(uintptr(fd), "cn_proc"), fd: fd,
+	l := &Listener{f: os.NewFile(uintptr(fd), "cn_proc"), fd: fd,
 		watch: map[int]bool{}, exits: map[int]exitEvent{}, wakeup: make(chan struct{})}
 	go l.run()
 	return l, nil
@@ -117,16 +120,25 @@ func kernelAtLeast(major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
-// watchPid starts keeping the exit events of thread group pid. Call it
+// Watch starts keeping the exit events of thread group pid. Call it
 // before checking that the process is alive, so its exit cannot be missed.
-func (l *exitListener) watchPid(pid int) {
+func (l *Listener) Watch(pid int) {
 	l.mu.Lock()
 	l.watch[pid] = true
 	l.mu.Unlock()
 }
 
+// Forget stops keeping the exit events of thread group pid (a watcher
+// done with it), so a long-lived listener does not grow.
+func (l *Listener) Forget(pid int) {
+	l.mu.Lock()
+	delete(l.watch, pid)
+	delete(l.exits, pid)
+	l.mu.Unlock()
+}
+
 // run drains the socket whenever it is readable, until it is closed.
-func (l *exitListener) run() {
+func (l *Listener) run() {
 	rc, err := l.f.SyscallConn()
 	if err != nil {
 		return
@@ -140,9 +152,15 @@ func (l *exitListener) run() {
 
 // drainLocked reads every queued message; it returns an error only when
 // the socket is unusable. l.mu is held, so a message is never read without
-// being recorded under the same lock (statusOf relies on that).
-func (l *exitListener) drainLocked() error {
-	buf := make([]byte, 16<<10)
+// being recorded under the same lock (StatusOf relies on that).
+func (l *Listener) drainLocked() error {
+	if l.buf == nil {
+		// One buffer for the listener's life: every exit on the host
+		// arrives here, and a buffer per wake-up was most of a watcher's
+		// heap.
+		l.buf = make([]byte, 16<<10)
+	}
+	buf := l.buf
 	for {
 		n, _, err := unix.Recvfrom(l.fd, buf, unix.MSG_DONTWAIT)
 		switch {
@@ -154,18 +172,31 @@ func (l *exitListener) drainLocked() error {
 		case err != nil:
 			return err
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
-			continue
+		forEachMessage(buf[:n], l.record)
+	}
+}
+
+// forEachMessage calls fn with the payload of each netlink message in b,
+// in place (syscall.ParseNetlinkMessage allocates for every datagram, and
+// a listener gets one per exit on the host). A truncated message ends it.
+func forEachMessage(b []byte, fn func([]byte)) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(ne.Uint32(b[0:]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return
 		}
-		for _, m := range msgs {
-			l.record(m.Data)
+		fn(b[unix.NLMSG_HDRLEN:l])
+		next := (l + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1)
+		if next > len(b) {
+			return
 		}
+		b = b[next:]
 	}
 }
 
 // record keeps a PROC_EVENT_EXIT of a watched thread group; l.mu is held.
-func (l *exitListener) record(d []byte) {
+func (l *Listener) record(d []byte) {
 	ne := binary.NativeEndian
 	if len(d) < cnMsgLen+procEventHdrLen+16 || ne.Uint32(d[0:]) != cnIdxProc || ne.Uint32(d[4:]) != cnValProc {
 		return
@@ -187,12 +218,12 @@ func (l *exitListener) record(d []byte) {
 // errExitNotSeen: the listener has no event for a process that is gone.
 var errExitNotSeen = errors.New("no exit event was received")
 
-// statusOf returns the exit status (code, or 128+signal) of thread group
+// StatusOf returns the exit status (code, or 128+signal) of thread group
 // pid, which the caller knows has ended (its pidfd said so). It waits at
 // most exitEventWait for the event of the group's leader, then takes the
 // last event of the group: with exit_group every thread carries the
 // group's status.
-func (l *exitListener) statusOf(pid int) (int, error) {
+func (l *Listener) StatusOf(pid int) (int, error) {
 	deadline := time.After(exitEventWait)
 	for {
 		l.mu.Lock()
@@ -220,5 +251,5 @@ func (l *exitListener) statusOf(pid int) (int, error) {
 	}
 }
 
-// close stops listening.
-func (l *exitListener) close() { l.f.Close() }
+// Close stops listening.
+func (l *Listener) Close() { l.f.Close() }
