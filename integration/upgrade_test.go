@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,7 +326,21 @@ func TestUpgradeExitDuringHandoff(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Unsetenv("TETHER_HOLD_POINT")
-		defer os.WriteFile(release, nil, 0o600) // never leave the shim held
+		// On a failure the shim may be held, or between its images, when
+		// the env's cleanup runs; it then outlived the test and restored
+		// its removed folder. So release it and kill it by the identity
+		// taken now (same pid across the exec) before the env's cleanup.
+		shim, err := proc.Identify(upgState(t, e, id).ShimPid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			os.WriteFile(release, nil, 0o600)
+			if t.Failed() {
+				shim.Signal(syscall.SIGKILL)
+				shim.WaitExit(10 * time.Second)
+			}
+		})
 		if err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
