@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,7 +75,7 @@ type OOMWatcher struct {
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
-	ctxOff func() bool
+	ctxOff atomic.Pointer[func() bool] // set after AfterFunc returned; Close may run first
 	src    source
 	err    error // set by run before done is closed
 }
@@ -117,7 +118,8 @@ func (c *Cgroup) WatchOOM(ctx context.Context) (*OOMWatcher, error) {
 		return nil, err
 	}
 	go w.run(last)
-	w.ctxOff = context.AfterFunc(ctx, func() { w.Close() })
+	off := context.AfterFunc(ctx, func() { w.Close() })
+	w.ctxOff.Store(&off)
 	return w, nil
 }
 
@@ -137,8 +139,8 @@ func (w *OOMWatcher) Err() error {
 // descriptors. It returns nil and may be called more than once.
 func (w *OOMWatcher) Close() error {
 	w.once.Do(func() {
-		if w.ctxOff != nil {
-			w.ctxOff()
+		if off := w.ctxOff.Load(); off != nil {
+			(*off)()
 		}
 		close(w.stop)
 		w.src.close() // wakes a blocked wait
