@@ -132,6 +132,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 	go s.watchAdopted(s.init, fd, cn)
 	s.started()
 	s.log.WithFields(logrus.Fields{"pid": init.Pid, "status": status}).Info("adopted container")
+	s.journal(store.Event{Type: store.EventAdopted, Pid: init.Pid})
 	return nil
 }
 

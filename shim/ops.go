@@ -75,6 +75,7 @@ func (s *Shim) Start(ctx context.Context) error {
 		// It exited already: start succeeded, the exit stands.
 		s.log.WithError(err).Debug("start raced with exit")
 	}
+	s.journal(store.Event{Type: store.EventStarted, Pid: p.pidNow()})
 	return nil
 }
 
@@ -164,7 +165,15 @@ func (s *Shim) pause(ctx context.Context, pause bool) error {
 	if err := op(ctx, s.id); err != nil {
 		return err
 	}
-	return p.transition(to)
+	if err := p.transition(to); err != nil {
+		return err
+	}
+	typ := store.EventPaused
+	if !pause {
+		typ = store.EventResumed
+	}
+	s.journal(store.Event{Type: typ})
+	return nil
 }
 
 // Wait returns the exit record of init ("") or of exec'd process exec
@@ -279,6 +288,7 @@ func (s *Shim) Delete(ctx context.Context, force bool) error {
 		s.watch.off.Store(false)
 		return fmt.Errorf("remove state folder: %w", err)
 	}
+	s.journal(store.Event{Type: store.EventDeleted})
 	return nil
 }
 

@@ -78,6 +78,13 @@ func (p *process) current() (string, proc.Identity, *store.ExitRecord) {
 	return p.status, p.pid, p.exit
 }
 
+// pidNow is the process's pid, 0 before it is known.
+func (p *process) pidNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid.Pid
+}
+
 func (p *process) setPid(id proc.Identity) {
 	p.mu.Lock()
 	p.pid = id
@@ -96,6 +103,14 @@ func (p *process) kill(sig syscall.Signal, reason string) {
 	pid := p.pid
 	p.mu.Unlock()
 	pid.Signal(sig) // ErrGone: it ended on its own, which is what we wanted
+}
+
+// setKilled says why the shim is about to end the process ("" takes it
+// back), for its exit record.
+func (p *process) setKilled(reason string) {
+	p.mu.Lock()
+	p.killed = reason
+	p.mu.Unlock()
 }
 
 // killedBy returns the reason given to kill, "" if the shim never killed it.

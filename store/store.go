@@ -54,6 +54,7 @@ const (
 	lockFile      = "lock"           // the folder's flock
 	execDir       = "exec"           // one set of files per exec'd process
 	reserveSuffix = ".reserve"       // room set aside for an exit record
+	criuDir       = "criu"           // CRIU's work folder of a restore (restore.log)
 )
 
 // Folder is one container's folder, ROOT/ID. It is a name only: making it
@@ -119,6 +120,10 @@ func (f *Folder) Remove() error { return os.RemoveAll(f.dir) }
 
 // SocketPath is the shim's control socket.
 func (f *Folder) SocketPath() string { return filepath.Join(f.dir, socketFile) }
+
+// CRIUWorkDir is CRIU's work folder when the container is restored from
+// a checkpoint: its restore.log stays there.
+func (f *Folder) CRIUWorkDir() string { return filepath.Join(f.dir, criuDir) }
 
 // ShimLogPath is the shim's own log.
 func (f *Folder) ShimLogPath() string { return filepath.Join(f.dir, shimLogFile) }
