@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -56,6 +57,22 @@ func opsImageDir(t *testing.T) string {
 	return dir
 }
 
+// opsLogCRIU puts the lines before CRIU's first error in its log into the
+// test's output, since the image folder goes with the test.
+func opsLogCRIU(t *testing.T, dir, name string) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "Error (") {
+			t.Logf("CRIU's %s before its first error:\n%s", name, strings.Join(lines[max(0, i-15):min(len(lines), i+3)], "\n"))
+			return
+		}
+	}
+}
+
 // crunHasCRIU reports whether crun was built with CRIU (+CRIU in its
 // version's feature list); Debian 12's crun 1.8.1 is not.
 func crunHasCRIU(t *testing.T) bool {
@@ -100,6 +117,7 @@ func opsCheckpointRestore(t *testing.T, e *testutil.Env) {
 	opsAwaitCount(t, e, id, 5)
 	img := opsImageDir(t)
 	if _, err := c.Checkpoint(ctx, runtime.CheckpointOpts{ImagePath: img}); err != nil {
+		opsLogCRIU(t, img, "dump.log")
 		t.Fatalf("checkpoint with CRIU failed on this host: %v", err)
 	}
 	exit, err := c.Wait(ctx)
@@ -153,6 +171,7 @@ func opsCheckpointLeaveRunning(t *testing.T, e *testutil.Env) {
 	opsAwaitCount(t, e, id, 5)
 	img := opsImageDir(t)
 	if _, err := c.Checkpoint(ctx, runtime.CheckpointOpts{ImagePath: img, LeaveRunning: true}); err != nil {
+		opsLogCRIU(t, img, "dump.log")
 		t.Fatalf("checkpoint --leave-running with CRIU failed on this host: %v", err)
 	}
 	now := opsCounts(t, e, id)

@@ -31,7 +31,8 @@ const stopKillTimeout = 10 * time.Second
 // Stop ends the container: sig (0: the bundle's StopSignalAnnotation, or
 // SIGTERM) to init through the runtime, a paused container thawed so it
 // can act on it, then, if init still runs after grace (negative: 0),
-// SIGKILL to every process of the container. It returns init's exit
+// SIGKILL to every process of the container. A created container is
+// killed at once (its init never ran the command). It returns init's exit
 // record once it is durable. A container that has stopped already gives
 // its exit record at once.
 //
@@ -67,8 +68,12 @@ func (s *Shim) Stop(ctx context.Context, sig syscall.Signal, grace time.Duration
 // stop is Stop's work.
 func (s *Shim) stop(ctx context.Context, sig syscall.Signal, grace time.Duration) (*store.ExitRecord, error) {
 	p := s.init
-	if status, _, exit := p.current(); status == StatusStopped {
+	status, _, exit := p.current()
+	switch status {
+	case StatusStopped:
 		return exit, nil
+	case StatusCreated:
+		grace = 0 // its init never ran the command: nothing to let finish
 	}
 	s.log.WithField("signal", int(sig)).WithField("grace", grace.String()).Info("stopping")
 	err := s.Kill(ctx, "", sig, false)
