@@ -49,6 +49,17 @@ func opsBundle(t *testing.T, e *testutil.Env, annotations map[string]string, arg
 // annotations, when not nil).
 func opsSetCgroup(t *testing.T, b string, annotations map[string]string) {
 	t.Helper()
+	opsEditSpec(t, b, func(spec *specs.Spec) {
+		spec.Linux.CgroupsPath = "/tether-ops/" + opsID("cg")
+		if annotations != nil {
+			spec.Annotations = annotations
+		}
+	})
+}
+
+// opsEditSpec rewrites the config.json of bundle b through edit.
+func opsEditSpec(t *testing.T, b string, edit func(*specs.Spec)) {
+	t.Helper()
 	path := filepath.Join(b, "config.json")
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -61,10 +72,7 @@ func opsSetCgroup(t *testing.T, b string, annotations map[string]string) {
 	if spec.Linux == nil {
 		spec.Linux = &specs.Linux{}
 	}
-	spec.Linux.CgroupsPath = "/tether-ops/" + opsID("cg")
-	if annotations != nil {
-		spec.Annotations = annotations
-	}
+	edit(&spec)
 	out, err := json.MarshalIndent(&spec, "", "\t")
 	if err != nil {
 		t.Fatal(err)
