@@ -62,6 +62,10 @@ type RestoreOpts struct {
 	ConsoleSocket string
 	// See CheckpointOpts.
 	TCPEstablished, ExtUnixSk, ShellJob, FileLocks bool
+	// NoSubreaper stops runc from making itself the child subreaper of
+	// the restored processes (--no-subreaper): the caller, a subreaper
+	// itself, must be their parent once the runtime exits.
+	NoSubreaper bool
 }
 
 // args returns the subcommand flags for o (without --bundle and the id).
@@ -80,6 +84,9 @@ func (o *RestoreOpts) args() ([]string, error) {
 	}
 	if o.ConsoleSocket != "" {
 		out = append(out, "--console-socket", o.ConsoleSocket)
+	}
+	if o.NoSubreaper {
+		out = append(out, "--no-subreaper")
 	}
 	return append(out, criuFlags(o.TCPEstablished, o.ExtUnixSk, o.ShellJob, o.FileLocks)...), nil
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/tether-run/tether/internal/ids"
@@ -83,8 +83,8 @@ const pollInterval = time.Second
 // after it began and those that ended. The channel is closed when ctx ends
 // or opts.Until has passed.
 //
-// With opts.Since the stream first replays, in time order, the journal's
-// events since then and every exit (of init or an exec'd process) whose
+// With opts.Since the stream first replays, in the journal's order, its
+// events since then, with every exit (of init or an exec'd process) whose
 // exit record says it ended since then but that the journal lacks; the
 // exit records are durable, so after a crash of everything an exit is
 // never lost while its container is in the root. The journal keeps the
@@ -157,16 +157,26 @@ func (s *eventStream) replay(ctx context.Context) bool {
 		k := exitKey{ev.ID, ev.Exec, ev.Pid}
 		if !seen[k] {
 			s.synth[k] = true
-			evs = append(evs, ev)
+			evs = insertByTime(evs, ev)
 		}
 	}
-	sort.SliceStable(evs, func(i, k int) bool { return evs[i].Time.Before(evs[k].Time) })
 	for _, ev := range evs {
 		if !s.send(ctx, ev) {
 			return false
 		}
 	}
 	return true
+}
+
+// insertByTime puts ev before the first event later than it, keeping the
+// journal's own order (a start journaled a moment after the exit it
+// precedes stays before it).
+func insertByTime(evs []LifecycleEvent, ev LifecycleEvent) []LifecycleEvent {
+	i := 0
+	for i < len(evs) && !evs[i].Time.After(ev.Time) {
+		i++
+	}
+	return slices.Insert(evs, i, ev)
 }
 
 // recordedExits are the exits since opts.Since that the exit records of

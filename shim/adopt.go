@@ -173,6 +173,7 @@ func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, stat
 	p := s.newProcess(id, files, pio)
 	p.pid = pid
 	if status != StatusCreated {
+		p.startJournal.Do(func() {}) // its start was the dead shim's to tell
 		if err := p.transition(StatusRunning); err != nil {
 			return nil, err
 		}

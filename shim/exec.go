@@ -16,7 +16,6 @@ import (
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/reaper"
-	"github.com/tether-run/tether/store"
 )
 
 // ExecRetention is how many finished exec'd processes a shim keeps. The
@@ -77,7 +76,7 @@ func (s *Shim) Exec(ctx context.Context, cfg ExecConfig) (int, *Follower, error)
 		return 0, nil, err
 	}
 	_, pid, _ := p.current()
-	s.journal(store.Event{Type: store.EventExecStarted, Exec: p.id, Pid: pid.Pid})
+	s.journalStart(p)
 	return pid.Pid, fl, nil
 }
 

@@ -3,6 +3,7 @@ package shim
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,12 @@ type process struct {
 	io    *procIO
 
 	op sync.Mutex
+
+	// startJournal journals the process's start once, before its exit:
+	// from Start or Exec, or from the exit path when the process ended
+	// before they got to it. starting says a start was asked for (init).
+	startJournal sync.Once
+	starting     atomic.Bool
 
 	mu     sync.Mutex
 	status string

@@ -289,7 +289,7 @@ func (s *Shim) makeInit(ctx context.Context, io *stdioFiles, consoleSocket, pidF
 	}
 	opts := &oci.RestoreOpts{ImagePath: s.rec.RestoredFrom, PidFile: pidFile,
 		IO: ociIO(io), ConsoleSocket: consoleSocket,
-		WorkPath: s.st.CRIUWorkDir()}
+		WorkPath: s.st.CRIUWorkDir(), NoSubreaper: true}
 	if err := os.MkdirAll(opts.WorkPath, 0o700); err != nil {
 		return err
 	}
@@ -417,8 +417,8 @@ func (s *Shim) record(p *process, e reaper.Exit, reason string) {
 	} else {
 		s.execFinished(p)
 	}
+	s.journalExit(p, rec) // before waking: whoever was told finds it in the journal
 	p.wake()
-	s.journalExit(p, rec)
 	s.events.publish(Event{Exec: p.id, Exit: *rec})
 }
 

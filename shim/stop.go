@@ -12,7 +12,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tether-run/tether/internal/signals"
-	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/store"
 )
 
@@ -76,10 +75,11 @@ func (s *Shim) stop(ctx context.Context, sig syscall.Signal, grace time.Duration
 		grace = 0 // its init never ran the command: nothing to let finish
 	}
 	s.log.WithField("signal", int(sig)).WithField("grace", grace.String()).Info("stopping")
+	// Journaled first: a quick exit must come after it in the journal.
+	s.journal(store.Event{Type: store.EventStopSignaled, Signal: int(sig)})
 	err := s.Kill(ctx, "", sig, false)
 	switch {
 	case err == nil:
-		s.journal(store.Event{Type: store.EventStopSignaled, Signal: int(sig)})
 		s.thawForStop(ctx)
 	case errors.Is(err, ErrNotRunning):
 	default:
@@ -111,11 +111,12 @@ func (s *Shim) thawForStop(ctx context.Context) {
 // killForStop sends SIGKILL to every process of the container through the
 // runtime, or to init by its recorded identity when the runtime fails.
 func (s *Shim) killForStop(ctx context.Context) {
-	err := s.Kill(ctx, "", syscall.SIGKILL, true)
-	if err == nil || errors.Is(err, ErrNotRunning) || errors.Is(err, oci.ErrNotRunning) {
-		return
+	if err := s.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errors.Is(err, ErrNotRunning) {
+		s.log.WithError(err).Warn("runtime kill for stop failed: killing init by identity")
 	}
-	s.log.WithError(err).Warn("runtime kill for stop failed: killing init by identity")
+	// Init too, by its identity, whatever the runtime said: a runtime
+	// whose state is wrong (or whose kill --all missed it) must not keep
+	// a stop from ending. The identity check keeps a reused pid safe.
 	_, pid, _ := s.init.current()
 	pid.Signal(syscall.SIGKILL) // ErrGone: it died meanwhile
 }

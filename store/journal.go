@@ -47,7 +47,7 @@ const (
 	EventCheckpointed = "checkpointed"  // dumped with CRIU (image_path)
 	EventAdopted      = "adopted"       // a new shim took the container over from one that died
 	EventDeleted      = "deleted"       // the container and its folder are gone
-	EventStopSignaled = "stop_signaled" // stop sent its signal (signal); KILL follows after the grace period
+	EventStopSignaled = "stop_signaled" // stop is sending its signal (signal); KILL follows after the grace period
 )
 
 // Event is one line of the journal: something that happened to a
