@@ -20,8 +20,9 @@ import (
 	"github.com/tether-run/tether/runtime"
 )
 
-// counterLoop prints n=0, n=1, ... every 100 ms.
-var counterLoop = []string{"sh", "-c", "i=0; while true; do echo n=$i; i=$((i+1)); sleep 0.1; done"}
+// counterLoop prints n=0, n=1, ... every 100 ms and exits 7 on TERM (as
+// the container's pid 1 it would otherwise not die of it).
+var counterLoop = []string{"sh", "-c", "trap 'exit 7' TERM; i=0; while true; do echo n=$i; i=$((i+1)); sleep 0.1; done"}
 
 var counterLine = regexp.MustCompile(`(?m)^n=(\d+)$`)
 
@@ -174,8 +175,8 @@ func opsCheckpointRestore(t *testing.T, e *testutil.Env) {
 	if err != nil || st3.Status != runtime.StatusRunning || st3.Pid != st.Pid || st3.ShimPid != st.ShimPid {
 		t.Fatalf("after a manager restart: %+v, %v; want running with pid %d under shim %d", st3, err, st.Pid, st.ShimPid)
 	}
-	if exit, err := c3.Stop(ctx, runtime.StopOpts{Grace: 10 * time.Second}); err != nil || exit.Status != 143 {
-		t.Fatalf("stop of the restored container: %+v, %v; want 143 (sh dies of TERM)", exit, err)
+	if exit, err := c3.Stop(ctx, runtime.StopOpts{Grace: 30 * time.Second}); err != nil || exit.Status != 7 {
+		t.Fatalf("stop of the restored container: %+v, %v; want 7 from its TERM handler", exit, err)
 	}
 	if err := c3.Delete(ctx, false); err != nil {
 		t.Fatal(err)

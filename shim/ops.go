@@ -102,39 +102,14 @@ func (s *Shim) Kill(ctx context.Context, exec string, sig syscall.Signal, all bo
 	if status == StatusStopped {
 		return fmt.Errorf("container %s has exited: %w", s.id, ErrNotRunning)
 	}
-	if s.rec.RestoredFrom != "" && !all {
-		return s.killRestored(p, sig)
-	}
 	err = s.rt.Kill(ctx, s.id, sig, &oci.KillOpts{All: all})
 	if errors.Is(err, oci.ErrNotRunning) {
-		// The runtime's view can be wrong (runc after a CRIU restore):
-		// init's recorded identity is the truth while it is not reaped.
-		_, pid, _ := p.current()
-		if serr := pid.Signal(sig); serr == nil {
-			s.log.WithField("signal", int(sig)).Warn("runtime says init is not running, but it is: signalled by its identity")
-			return nil
-		}
 		return fmt.Errorf("container %s has exited: %w", s.id, ErrNotRunning)
 	}
 	if err == nil && sig == syscall.SIGKILL && status == StatusPaused {
 		s.thawKilled(ctx)
 	}
 	return err
-}
-
-// killRestored signals the init of a container restored from a
-// checkpoint by its recorded identity: runc 1.1's state of a restored
-// container does not reliably name the restored init, so its kill may
-// reach nothing (seen with CRIU 3.17: a TERM through runc never arrived).
-func (s *Shim) killRestored(p *process, sig syscall.Signal) error {
-	_, pid, _ := p.current()
-	if err := pid.Signal(sig); err != nil {
-		if errors.Is(err, proc.ErrGone) {
-			return fmt.Errorf("container %s has exited: %w", s.id, ErrNotRunning)
-		}
-		return err
-	}
-	return nil
 }
 
 // killExec signals one exec'd process by its recorded identity.
