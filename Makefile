@@ -5,7 +5,7 @@ DEMO_ROOT ?= /tmp/tether-demo
 BENCH_JSON ?=
 export PATH := $(dir $(GO)):$(PATH)
 
-.PHONY: all deps build demo test unit lint bench fuzz clean
+.PHONY: all deps build demo test unit lint bench fuzz clean test-criu-vm
 
 all: build
 
@@ -42,6 +42,11 @@ BENCH_FLAGS ?=
 bench: deps build
 	@bash hack/bench-deps.sh
 	$(GO) run ./hack/bench -bin $(BIN) $(if $(BENCH_JSON),-json $(BENCH_JSON)) $(BENCH_FLAGS)
+
+# test-criu-vm: checkpoint/restore in the cgroup v2 VM on Debian's own
+# kernel, where Debian's CRIU works (it cannot on kernels from 6.13 on).
+test-criu-vm: deps
+	GO=$(GO) bash hack/criu-vm.sh
 
 FUZZTIME ?= 1m
 fuzz:
