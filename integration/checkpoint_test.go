@@ -5,6 +5,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +139,10 @@ func opsCheckpointRestore(t *testing.T, e *testutil.Env) {
 	img := opsImageDir(t)
 	if _, err := c.Checkpoint(ctx, runtime.CheckpointOpts{ImagePath: img}); err != nil {
 		opsLogCRIU(t, img, "dump.log")
+		if criuKnownBroken(t, err) {
+			opsCheckpointFailedCleanly(t, e, c, id, err)
+			return
+		}
 		t.Fatalf("checkpoint with CRIU failed on this host: %v", err)
 	}
 	exit, err := c.Wait(ctx)
@@ -191,6 +197,10 @@ func opsCheckpointLeaveRunning(t *testing.T, e *testutil.Env) {
 	img := opsImageDir(t)
 	if _, err := c.Checkpoint(ctx, runtime.CheckpointOpts{ImagePath: img, LeaveRunning: true}); err != nil {
 		opsLogCRIU(t, img, "dump.log")
+		if criuKnownBroken(t, err) {
+			opsCheckpointFailedCleanly(t, e, c, id, err)
+			return
+		}
 		t.Fatalf("checkpoint --leave-running with CRIU failed on this host: %v", err)
 	}
 	now := opsCounts(t, e, id)
@@ -226,4 +236,61 @@ func opsCheckpointRefused(t *testing.T, e *testutil.Env) {
 	if err != nil || st.Status != runtime.StatusRunning {
 		t.Fatalf("after the refused checkpoint: %+v, %v; want running", st, err)
 	}
+}
+
+// criuKnownBroken reports whether err is the one known way Debian 12's
+// CRIU cannot work on this host, and only then: CRIU before 4.1 does not
+// know the vDSO layout of Linux 6.13 and later and refuses every dump with
+// "vdso: Unexpected rt vDSO area bounds" (checkpoint-restore/criu#2532,
+// fixed in CRIU 4.1). On such a host the right answer is that refusal,
+// reported in one line with CRIU's own error and nothing broken; the whole
+// checkpoint and restore runs on Debian's own kernel in `make
+// test-criu-vm`. Any other failure, or this one on a kernel or CRIU where
+// it should not happen, fails the test.
+func criuKnownBroken(t *testing.T, err error) bool {
+	t.Helper()
+	if !strings.Contains(err.Error(), "Unexpected rt vDSO area bounds") {
+		return false
+	}
+	var u syscall.Utsname
+	if syscall.Uname(&u) != nil {
+		return false
+	}
+	var rel []byte
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	var kmaj, kmin int
+	fmt.Sscanf(string(rel), "%d.%d", &kmaj, &kmin)
+	out, _ := exec.Command("criu", "--version").Output()
+	var cmaj, cmin int
+	fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: "), "%d.%d", &cmaj, &cmin)
+	newKernel := kmaj > 6 || (kmaj == 6 && kmin >= 13)
+	oldCRIU := cmaj < 4 || (cmaj == 4 && cmin < 1)
+	if !newKernel || !oldCRIU {
+		return false
+	}
+	t.Logf("CRIU %d.%d cannot dump on Linux %s (criu#2532, fixed in CRIU 4.1): checking the refusal; "+
+		"the full checkpoint and restore run in make test-criu-vm", cmaj, cmin, rel)
+	return true
+}
+
+// opsCheckpointFailedCleanly: a checkpoint CRIU refused is one line that
+// quotes CRIU's error, and the container runs on untouched: its counter
+// goes on, its state is running, it still stops and deletes.
+func opsCheckpointFailedCleanly(t *testing.T, e *testutil.Env, c *runtime.Container, id string, err error) {
+	t.Helper()
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "criu") && !strings.Contains(msg, "CRIU") {
+		t.Errorf("checkpoint refusal is not one line naming CRIU: %q", msg)
+	}
+	ctx := context.Background()
+	st, serr := c.State(ctx)
+	if serr != nil || st.Status != runtime.StatusRunning {
+		t.Fatalf("state after a refused checkpoint: %+v, %v; want running", st, serr)
+	}
+	now := opsCounts(t, e, id)
+	opsAwaitCount(t, e, id, now[len(now)-1]+3) // it runs on
 }

@@ -108,6 +108,7 @@ type PidsReq struct{}
 // UpdateReq changes the container's limits through the OCI runtime's
 // update; only the fields set in Resources change.
 type UpdateReq struct{ Resources specs.LinuxResources }
+
 // StopReq stops the container: Signal (0: the bundle's stop signal, or
 // SIGTERM), then SIGKILL once Grace has passed; answered with
 // Response.Exit once init's exit record is durable. The shim finishes the

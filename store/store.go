@@ -125,6 +125,7 @@ func (f *Folder) SocketPath() string { return filepath.Join(f.dir, socketFile) }
 // BundleDir is where a bundle written for the container lives, removed
 // with the folder.
 func (f *Folder) BundleDir() string { return filepath.Join(f.dir, bundleDir) }
+
 // CRIUWorkDir is CRIU's work folder when the container is restored from
 // a checkpoint: its restore.log stays there.
 func (f *Folder) CRIUWorkDir() string { return filepath.Join(f.dir, criuDir) }
