@@ -61,6 +61,12 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	if err != nil {
 		return nil, err
 	}
+	return m.create(ctx, rec, command)
+}
+
+// create makes the folder of rec, starts its shim and loads the container.
+func (m *Manager) create(ctx context.Context, rec *store.Record, command string) (*Container, error) {
+	id := rec.ID
 	st, lock, err := m.claim(ctx, id)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,9 @@ func commandList(g *globals) []*cobra.Command {
 		resumeCmd(g),
 		stopCmd(g),
 		deleteCmd(g),
+		eventsCmd(g),
+		checkpointCmd(g),
+		restoreCmd(g),
 		versionCmd(g),
 	}
 }
