@@ -351,6 +351,20 @@ func TestOpsEventsReplay(t *testing.T) {
 		if _, err := c.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// Wait answers from the durable exit record, which the shim
+		// writes just before its journal line: the replay below is of a
+		// journal that has the exit, so wait for its line. (A replay in
+		// between rightly gives the record's exit, from_record true.)
+		testutil.Eventually(t, opsWait, "init's exit in the journal", func() bool {
+			b, _ := os.ReadFile(filepath.Join(e.Root, "events.log"))
+			for _, line := range strings.Split(string(b), "\n") {
+				var ev runtime.LifecycleEvent
+				if json.Unmarshal([]byte(line), &ev) == nil && ev.ID == id && ev.Type == runtime.EventExited {
+					return true
+				}
+			}
+			return false
+		})
 		replay := func(what string) []runtime.LifecycleEvent {
 			t.Helper()
 			rctx, cancel := context.WithTimeout(ctx, opsWait)

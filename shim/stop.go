@@ -31,7 +31,7 @@ const stopKillTimeout = 10 * time.Second
 // SIGTERM) to init through the runtime, a paused container thawed so it
 // can act on it, then, if init still runs after grace (negative: 0),
 // SIGKILL to every process of the container. A created container is
-// killed at once (its init never ran the command). It returns init's exit
+// sent SIGKILL at once (its init never ran the command), so it exits 137. It returns init's exit
 // record once it is durable. A container that has stopped already gives
 // its exit record at once.
 //
@@ -72,7 +72,11 @@ func (s *Shim) stop(ctx context.Context, sig syscall.Signal, grace time.Duration
 	case StatusStopped:
 		return exit, nil
 	case StatusCreated:
-		grace = 0 // its init never ran the command: nothing to let finish
+		// Its init never ran the command: nothing to let finish, and
+		// the runtime's own init process (not the container's command)
+		// would die of sig with a status of its own (runc's Go init
+		// exits 2 on SIGTERM). SIGKILL gives 137 under every runtime.
+		sig, grace = syscall.SIGKILL, 0
 	}
 	s.log.WithField("signal", int(sig)).WithField("grace", grace.String()).Info("stopping")
 	// Journaled first: a quick exit must come after it in the journal.
