@@ -498,3 +498,37 @@ func opsCheckOOM(t *testing.T, what string, got []runtime.LifecycleEvent, fromRe
 		t.Errorf("%s: exited %+v; want exit_status 137, oom_killed, oom_kills 1, from_record %v", what, ex, fromRecord)
 	}
 }
+
+// TestOpsEventsOOMChild: the OOM killer kills a child of init (the
+// biggest process of the 16 MiB cgroup) while init lives on and exits 3:
+// the oom event comes as the cgroup reports it, before exited, and
+// exited says 3 with oom_killed and the count, as the exit record does.
+func TestOpsEventsOOMChild(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		id := opsID("evoomc")
+		ch, err := e.Manager().Events(ctx, runtime.EventsOpts{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := oomBundle(t, e, "0")
+		opsEditSpec(t, b, func(spec *specs.Spec) {
+			spec.Process.Args = []string{"sh", "-c", `sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'; echo "child $?"; sleep 1; exit 3`}
+		})
+		opsSetCgroup(t, b, nil)
+		c := opsRun(t, e, id, b)
+		if rec, err := c.Wait(ctx); err != nil || rec.Status != 3 || !rec.OOMKilled || rec.OOMKills != 1 {
+			t.Fatalf("wait: %+v, %v; want 3 (init's own), oom_killed, 1 kill", rec, err)
+		}
+		opsAwaitLog(t, e, id, "child 137")
+		got := opsCollect(t, ch, []string{runtime.EventCreated, runtime.EventStarted, runtime.EventOOM, runtime.EventExited})
+		if o := opsFind(got, runtime.EventOOM, ""); o == nil || o.OOMKills != 1 {
+			t.Errorf("oom %+v; want oom_kills 1", o)
+		}
+		ex := opsFind(got, runtime.EventExited, "")
+		if ex == nil || ex.ExitStatus == nil || *ex.ExitStatus != 3 || !ex.OOMKilled || ex.OOMKills != 1 {
+			t.Errorf("exited %+v; want exit_status 3, oom_killed, oom_kills 1", ex)
+		}
+	})
+}
