@@ -419,3 +419,130 @@ func opsCheckExits(t *testing.T, what string, got []runtime.LifecycleEvent, from
 		t.Errorf("%s: exited %+v; want exit_status 137, from_record %v", what, in, fromRecord)
 	}
 }
+
+// TestOpsEventsOOM: a container with a 16 MiB limit allocating until the
+// OOM killer kills it gives, live, an oom event (count 1) and then exited
+// with 137, oom_killed and the count; a new manager's replay from the
+// journal has both, and from the exit record alone (journal gone) the
+// exited event still carries the OOM flag. `tether events --format json`
+// prints the oom line.
+func TestOpsEventsOOM(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		since := time.Now()
+		id := opsID("evoom")
+		ch, err := e.Manager().Events(ctx, runtime.EventsOpts{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := oomBundle(t, e, "0")
+		opsSetCgroup(t, b, nil)
+		c := opsRun(t, e, id, b)
+		if rec, err := c.Wait(ctx); err != nil || rec.Status != 137 || !rec.OOMKilled {
+			t.Fatalf("wait: %+v, %v; want 137, oom_killed", rec, err)
+		}
+		got := opsCollect(t, ch, []string{runtime.EventCreated, runtime.EventStarted, runtime.EventOOM, runtime.EventExited})
+		opsCheckOOM(t, "live", got, false)
+
+		replay := func(what string) []runtime.LifecycleEvent {
+			t.Helper()
+			rctx, rcancel := context.WithTimeout(ctx, opsWait)
+			defer rcancel()
+			ch, err := e.NewManager().Events(rctx, runtime.EventsOpts{Since: since, Until: time.Now(), ID: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []runtime.LifecycleEvent
+			for ev := range ch {
+				got = append(got, ev)
+			}
+			if rctx.Err() != nil {
+				t.Fatalf("%s: the replay did not end at Until", what)
+			}
+			return got
+		}
+		got = replay("journal")
+		if want := []string{runtime.EventCreated, runtime.EventStarted, runtime.EventOOM, runtime.EventExited}; !slices.Equal(opsPlain(got), want) {
+			t.Fatalf("replay from the journal: %v; want %v", opsTypes(got), want)
+		}
+		opsCheckOOM(t, "journal", got, false)
+
+		out := e.MustTether("events", "--since", since.Format(time.RFC3339Nano), "--until", "0s", "--filter", "id="+id, "--format", "json")
+		var oomLine *runtime.LifecycleEvent
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var ev runtime.LifecycleEvent
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("events --format json line %q: %v", line, err)
+			}
+			if ev.Type == runtime.EventOOM {
+				oomLine = &ev
+			}
+		}
+		if oomLine == nil || oomLine.OOMKills != 1 || !strings.Contains(out, `"type":"oom"`) || !strings.Contains(out, `"oom_killed":true`) {
+			t.Errorf("events --format json: no oom line with oom_kills 1, or no exited with oom_killed:\n%s", out)
+		}
+		if text := e.MustTether("events", "--since", since.Format(time.RFC3339Nano), "--until", "0s", "--filter", "id="+id); !strings.Contains(text, " oom "+id+" oom_kills=1") ||
+			!strings.Contains(text, "exit_status=137 oom_killed=true oom_kills=1") {
+			t.Errorf("events (text) lack the oom line or the exited flag:\n%s", text)
+		}
+
+		os.Remove(filepath.Join(e.Root, "events.log"))
+		os.Remove(filepath.Join(e.Root, "events.log.1"))
+		got = replay("records")
+		if !slices.Equal(opsPlain(got), []string{runtime.EventExited}) {
+			t.Fatalf("replay without the journal: %v; want exited from the exit record", opsTypes(got))
+		}
+		opsCheckOOM(t, "records", got, true)
+	})
+}
+
+// opsCheckOOM checks the OOM events of got: an oom event with a count of
+// 1 before exited (unless fromRecord: the records hold exits only), and
+// exited with 137, oom_killed and a count of 1.
+func opsCheckOOM(t *testing.T, what string, got []runtime.LifecycleEvent, fromRecord bool) {
+	t.Helper()
+	if !fromRecord {
+		if o := opsFind(got, runtime.EventOOM, ""); o == nil || o.OOMKills != 1 || o.ShimPid == 0 {
+			t.Errorf("%s: oom %+v; want oom_kills 1 and the shim's pid", what, o)
+		}
+	}
+	ex := opsFind(got, runtime.EventExited, "")
+	if ex == nil || ex.ExitStatus == nil || *ex.ExitStatus != 137 || !ex.OOMKilled || ex.OOMKills != 1 || ex.FromRecord != fromRecord {
+		t.Errorf("%s: exited %+v; want exit_status 137, oom_killed, oom_kills 1, from_record %v", what, ex, fromRecord)
+	}
+}
+
+// TestOpsEventsOOMChild: the OOM killer kills a child of init (the
+// biggest process of the 16 MiB cgroup) while init lives on and exits 3:
+// the oom event comes as the cgroup reports it, before exited, and
+// exited says 3 with oom_killed and the count, as the exit record does.
+func TestOpsEventsOOMChild(t *testing.T) {
+	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		id := opsID("evoomc")
+		ch, err := e.Manager().Events(ctx, runtime.EventsOpts{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := oomBundle(t, e, "0")
+		opsEditSpec(t, b, func(spec *specs.Spec) {
+			spec.Process.Args = []string{"sh", "-c", `sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'; echo "child $?"; sleep 1; exit 3`}
+		})
+		opsSetCgroup(t, b, nil)
+		c := opsRun(t, e, id, b)
+		if rec, err := c.Wait(ctx); err != nil || rec.Status != 3 || !rec.OOMKilled || rec.OOMKills != 1 {
+			t.Fatalf("wait: %+v, %v; want 3 (init's own), oom_killed, 1 kill", rec, err)
+		}
+		opsAwaitLog(t, e, id, "child 137")
+		got := opsCollect(t, ch, []string{runtime.EventCreated, runtime.EventStarted, runtime.EventOOM, runtime.EventExited})
+		if o := opsFind(got, runtime.EventOOM, ""); o == nil || o.OOMKills != 1 {
+			t.Errorf("oom %+v; want oom_kills 1", o)
+		}
+		ex := opsFind(got, runtime.EventExited, "")
+		if ex == nil || ex.ExitStatus == nil || *ex.ExitStatus != 3 || !ex.OOMKilled || ex.OOMKills != 1 {
+			t.Errorf("exited %+v; want exit_status 3, oom_killed, oom_kills 1", ex)
+		}
+	})
+}

@@ -27,6 +27,7 @@ const (
 	EventAdopted      = store.EventAdopted
 	EventDeleted      = store.EventDeleted
 	EventStopSignaled = store.EventStopSignaled
+	EventOOM          = store.EventOOM
 )
 
 // LifecycleEvent is one thing that happened to a container, as its shim
@@ -45,6 +46,12 @@ type LifecycleEvent struct {
 	ExitStatus *int `json:"exit_status,omitempty"`
 	// Reason says why an exit status is not the process's own doing.
 	Reason string `json:"reason,omitempty"`
+	// OOMKilled is set on exited when the OOM killer killed a process of
+	// the container while it ran (the exit record's oom_killed).
+	OOMKilled bool `json:"oom_killed,omitempty"`
+	// OOMKills is the OOM kill count: so far (oom), or over the
+	// container's life (exited, with OOMKilled).
+	OOMKills uint64 `json:"oom_kills,omitempty"`
 	// Signal is what stop sent first (stop_signaled).
 	Signal int `json:"signal,omitempty"`
 	// ImagePath is the checkpoint folder (checkpointed, restored).
@@ -77,7 +84,8 @@ const pollInterval = time.Second
 
 // Events streams the lifecycle events of every container of the root:
 // created, started, restored, paused, resumed, exec_started, exec_exited,
-// exited, checkpointed, adopted, stop_signaled, deleted. The shims write
+// exited (with the OOM flag and count), oom, checkpointed, adopted,
+// stop_signaled, deleted. The shims write
 // them to the root's journal (ROOT/events.log), so the stream needs no
 // connection to any shim and sees every shim, including those started
 // after it began and those that ended. The channel is closed when ctx ends
@@ -212,7 +220,7 @@ func (s *eventStream) addExit(out []LifecycleEvent, id, exec string, p store.Pro
 	}
 	status := rec.Status
 	return append(out, LifecycleEvent{Time: rec.ExitedAt, Type: typ, ID: id, Exec: exec, Pid: rec.Pid,
-		ExitStatus: &status, Reason: rec.Reason, FromRecord: true})
+		ExitStatus: &status, Reason: rec.Reason, OOMKilled: rec.OOMKilled, OOMKills: rec.OOMKills, FromRecord: true})
 }
 
 // follow delivers the journal's new lines as they come.
@@ -277,8 +285,8 @@ func exitKeyOf(ev store.Event) (exitKey, bool) {
 
 func fromStoreEvent(ev store.Event) LifecycleEvent {
 	return LifecycleEvent{Time: ev.Time, Type: ev.Type, ID: ev.ID, Exec: ev.Exec, Pid: ev.Pid,
-		ExitStatus: ev.ExitStatus, Reason: ev.Reason, Signal: ev.Signal, ImagePath: ev.ImagePath,
-		ShimPid: ev.ShimPid}
+		ExitStatus: ev.ExitStatus, Reason: ev.Reason, OOMKilled: ev.OOMKilled, OOMKills: ev.OOMKills,
+		Signal: ev.Signal, ImagePath: ev.ImagePath, ShimPid: ev.ShimPid}
 }
 
 // watchRoot wakes the returned channel when a file in root is written,

@@ -46,5 +46,12 @@ func (s *Shim) journalExit(p *process, rec *store.ExitRecord) {
 		typ = store.EventExecExited
 	}
 	status := rec.Status
-	s.journal(store.Event{Time: rec.ExitedAt, Type: typ, Exec: p.id, Pid: rec.Pid, ExitStatus: &status, Reason: rec.Reason})
+	s.journal(store.Event{Time: rec.ExitedAt, Type: typ, Exec: p.id, Pid: rec.Pid, ExitStatus: &status, Reason: rec.Reason,
+		OOMKilled: rec.OOMKilled, OOMKills: rec.OOMKills})
+}
+
+// journalOOM journals an OOM kill in the container, kills being the
+// count so far.
+func (s *Shim) journalOOM(kills uint64, at time.Time) {
+	s.journal(store.Event{Time: at.UTC(), Type: store.EventOOM, OOMKills: kills})
 }

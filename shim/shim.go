@@ -443,10 +443,16 @@ func (s *Shim) record(p *process, e reaper.Exit, reason string) {
 	} else {
 		s.execFinished(p)
 	}
+	// the OOM kill that ended init (or one not told yet) comes first in
+	// the journal and among the events, after the record holding it
+	oom := p == s.init && kills > 0 && s.claimOOM(kills)
+	if oom {
+		s.journalOOM(kills, rec.ExitedAt)
+	}
 	s.journalExit(p, rec) // before waking: whoever was told finds it in the journal
 	p.wake()
-	if p == s.init && kills > 0 {
-		s.announceOOM(kills, rec.ExitedAt)
+	if oom {
+		s.publishOOM(kills, rec.ExitedAt)
 	}
 	s.events.publish(Event{Kind: EventExit, Exec: p.id, Exit: *rec})
 }

@@ -43,11 +43,12 @@ const (
 	EventResumed      = "resumed"       // thawed
 	EventExecStarted  = "exec_started"  // exec'd process running (exec, pid)
 	EventExecExited   = "exec_exited"   // exec'd process ended (exec, pid, exit_status, reason)
-	EventExited       = "exited"        // init ended (pid, exit_status, reason)
+	EventExited       = "exited"        // init ended (pid, exit_status, reason, oom_killed, oom_kills)
 	EventCheckpointed = "checkpointed"  // dumped with CRIU (image_path)
 	EventAdopted      = "adopted"       // a new shim took the container over from one that died
 	EventDeleted      = "deleted"       // the container and its folder are gone
 	EventStopSignaled = "stop_signaled" // stop is sending its signal (signal); KILL follows after the grace period
+	EventOOM          = "oom"           // the OOM killer killed a process of the container (oom_kills: the count so far)
 )
 
 // Event is one line of the journal: something that happened to a
@@ -66,6 +67,12 @@ type Event struct {
 	ExitStatus *int `json:"exit_status,omitempty"`
 	// Reason says why an exit status is not the process's own doing.
 	Reason string `json:"reason,omitempty"`
+	// OOMKilled is set on exited when the exit record says the OOM killer
+	// killed a process of the container while it ran.
+	OOMKilled bool `json:"oom_killed,omitempty"`
+	// OOMKills is the container's OOM kill count: so far (oom), or over
+	// its life (exited, with OOMKilled).
+	OOMKills uint64 `json:"oom_kills,omitempty"`
 	// Signal is the signal stop sent first (stop_signaled).
 	Signal int `json:"signal,omitempty"`
 	// ImagePath is the checkpoint's folder (checkpointed, restored).

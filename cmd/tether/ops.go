@@ -19,10 +19,10 @@ func eventsCmd(g *globals) *cobra.Command {
 		Use:   "events [flags]",
 		Short: "Stream what happens to the containers of the root",
 		Long: "Print the events every shim of the root journals (created, started, restored, paused,\n" +
-			"resumed, exec_started, exec_exited, exited, stop_signaled, checkpointed, adopted, deleted)\n" +
-			"as they happen, until interrupted or --until. --since first replays what happened since\n" +
-			"then, also while no tether command ran; exits come back from the containers' exit records\n" +
-			"even when the journal lost them.",
+			"resumed, exec_started, exec_exited, exited with its status and OOM flag, oom, stop_signaled,\n" +
+			"checkpointed, adopted, deleted) as they happen, until interrupted or --until. --since\n" +
+			"first replays what happened since then, also while no tether command ran; exits come back\n" +
+			"from the containers' exit records even when the journal lost them.",
 		Example: "  tether events\n  tether events --since 10m --until 0s --format json\n  tether events --filter id=c1",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +106,12 @@ func eventLine(ev runtime.LifecycleEvent) string {
 	}
 	if ev.ExitStatus != nil {
 		add("exit_status", *ev.ExitStatus)
+	}
+	if ev.OOMKilled {
+		add("oom_killed", true)
+	}
+	if ev.OOMKills != 0 {
+		add("oom_kills", ev.OOMKills)
 	}
 	if ev.Signal != 0 {
 		add("signal", ev.Signal)
