@@ -5,7 +5,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -239,42 +237,20 @@ func opsCheckpointRefused(t *testing.T, e *testutil.Env) {
 }
 
 // criuKnownBroken reports whether err is the one known way Debian 12's
-// CRIU cannot work on this host, and only then: CRIU before 4.1 does not
-// know the vDSO layout of Linux 6.13 and later and refuses every dump with
-// "vdso: Unexpected rt vDSO area bounds" (checkpoint-restore/criu#2532,
-// fixed in CRIU 4.1). On such a host the right answer is that refusal,
-// reported in one line with CRIU's own error and nothing broken; the whole
-// checkpoint and restore runs on Debian's own kernel in `make
-// test-criu-vm`. Any other failure, or this one on a kernel or CRIU where
-// it should not happen, fails the test.
+// CRIU cannot work on this host (testutil.CRIUKnownBroken): CRIU before
+// 4.1 does not know the vDSO layout of Linux 6.13 and later and refuses
+// every dump (checkpoint-restore/criu#2532, fixed in CRIU 4.1). On such a
+// host the right answer is that refusal, reported in one line with CRIU's
+// own error and nothing broken; the whole checkpoint and restore runs on
+// Debian's own kernel in `make test-criu-vm`. Any other failure, or this
+// one on a kernel or CRIU where it should not happen, fails the test.
 func criuKnownBroken(t *testing.T, err error) bool {
 	t.Helper()
-	if !strings.Contains(err.Error(), "Unexpected rt vDSO area bounds") {
+	why := testutil.CRIUKnownBroken(err)
+	if why == "" {
 		return false
 	}
-	var u syscall.Utsname
-	if syscall.Uname(&u) != nil {
-		return false
-	}
-	var rel []byte
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		rel = append(rel, byte(c))
-	}
-	var kmaj, kmin int
-	fmt.Sscanf(string(rel), "%d.%d", &kmaj, &kmin)
-	out, _ := exec.Command("criu", "--version").Output()
-	var cmaj, cmin int
-	fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "Version: "), "%d.%d", &cmaj, &cmin)
-	newKernel := kmaj > 6 || (kmaj == 6 && kmin >= 13)
-	oldCRIU := cmaj < 4 || (cmaj == 4 && cmin < 1)
-	if !newKernel || !oldCRIU {
-		return false
-	}
-	t.Logf("CRIU %d.%d cannot dump on Linux %s (criu#2532, fixed in CRIU 4.1): checking the refusal; "+
-		"the full checkpoint and restore run in make test-criu-vm", cmaj, cmin, rel)
+	t.Logf("%s: checking the refusal; the full checkpoint and restore run in make test-criu-vm", why)
 	return true
 }
 
