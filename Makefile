@@ -9,7 +9,7 @@ export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all deps build demo test test-cgroup2 test-containerd2 test-podman-system unit lint docs bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 test-containerd2 test-podman-system test-criu-vm unit lint docs bench fuzz clean
 
 all: build
 
@@ -77,6 +77,11 @@ test-podman-system: deps build
 	mkdir -p $(BIN)/as-conmon && ln -f $(BIN)/tether-conmon $(BIN)/as-conmon/conmon
 	bash $(PEER_TESTS)/podman-system.sh -m $(BIN)/as-conmon/conmon -o $(PODMAN_SYSTEM_OUT)/tether-conmon \
 	  -c $(PODMAN_SYSTEM_OUT)/conmon
+
+# test-criu-vm: checkpoint/restore in the cgroup v2 VM on Debian's own
+# kernel, where Debian's CRIU works (it cannot on kernels from 6.13 on).
+test-criu-vm: deps
+	GO=$(GO) bash hack/criu-vm.sh
 
 FUZZTIME ?= 1m
 fuzz:

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/tether-run/tether/internal/mountinfo"
 )
 
 var errESRCH = syscall.ESRCH
@@ -63,54 +65,17 @@ func (m mount) has(ctl string) bool {
 }
 
 // parseMountinfo returns the cgroup and cgroup2 mounts in the text of a
-// mountinfo file, in file order. The format is documented in proc(5):
-// "ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER".
+// mountinfo file, in file order.
 func parseMountinfo(text string) ([]mount, error) {
+	ms, err := mountinfo.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	var out []mount
-	for _, line := range strings.Split(text, "\n") {
-		if line == "" {
-			continue
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, mount{root: m.Root, point: m.Point, v2: m.FSType == "cgroup2", opts: m.Opts})
 		}
-		f := strings.Fields(line)
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("%w: mountinfo line %q", ErrInvalid, line)
-		}
-		fstype := f[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		m := mount{root: unescape(f[3]), point: unescape(f[4]), v2: fstype == "cgroup2"}
-		if sep+3 < len(f) {
-			m.opts = strings.Split(f[sep+3], ",")
-		}
-		out = append(out, m)
 	}
 	return out, nil
-}
-
-// unescape undoes the octal escapes (\040 for a space, \011, \012, \134)
-// the kernel writes in mountinfo paths.
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

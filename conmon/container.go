@@ -284,7 +284,9 @@ func (f *frontEnd) teardown() {
 }
 
 // waitInit subscribes to the core's events (before Create or Adopt, so
-// the exit cannot be missed) and delivers init's exit record.
+// the exit cannot be missed) and delivers init's exit record. Each OOM
+// kill in the container writes podman's OOM files at once, as conmon
+// does.
 func (f *frontEnd) waitInit() <-chan *store.ExitRecord {
 	sub := f.core.Subscribe()
 	ch := make(chan *store.ExitRecord, 1)
@@ -295,7 +297,10 @@ func (f *frontEnd) waitInit() <-chan *store.ExitRecord {
 			if err != nil {
 				return
 			}
-			if ev.Exec == "" {
+			switch {
+			case ev.Kind == shim.EventOOM:
+				f.writeOOMFiles()
+			case ev.Kind == shim.EventExit && ev.Exec == "":
 				exit := ev.Exit
 				ch <- &exit
 				return
@@ -303,6 +308,16 @@ func (f *frontEnd) waitInit() <-chan *store.ExitRecord {
 		}
 	}()
 	return ch
+}
+
+// writeOOMFiles writes podman's OOM marks, as conmon does on an OOM kill
+// in the container: the empty files <bundle>/oom (podman 4) and
+// <persist-dir>/oom (podman 5), which podman reads, with the exit file,
+// as State.OOMKilled. Idempotent.
+func (f *frontEnd) writeOOMFiles() {
+	if err := writeOOMFiles(f.o); err != nil {
+		f.log.WithError(err).Warn("write the oom file")
+	}
 }
 
 // serveEndpoints binds the attach socket (before podman is told the pid)
@@ -383,10 +398,16 @@ func (f *frontEnd) finish(exit *store.ExitRecord) int {
 	if f.timedOut.Load() {
 		status, msg = -1, "command timed out"
 	}
+	if exit.OOMKilled {
+		// before the exit file: podman looks for it once it reads that
+		// (the live event wrote it already, unless this monitor adopted
+		// the container after the kill)
+		f.writeOOMFiles()
+	}
 	if err := writeExitFiles(f.o, status); err != nil {
 		f.log.WithError(err).Error("write exit file")
 	}
-	f.log.WithFields(logrus.Fields{"status": status, "reason": exit.Reason}).Info("container exited")
+	f.log.WithFields(logrus.Fields{"status": status, "reason": exit.Reason, "oom_killed": exit.OOMKilled}).Info("container exited")
 	if msg != "" {
 		f.log.Warn(msg)
 	}

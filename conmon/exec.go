@@ -493,6 +493,19 @@ func writeExitFiles(o *Options, status int) error {
 	return errors.Join(errs...)
 }
 
+// writeOOMFiles writes the empty files <bundle>/oom and
+// <persist-dir>/oom (those of the options set) that tell podman the
+// container had an OOM kill.
+func writeOOMFiles(o *Options) error {
+	var errs []error
+	for _, dir := range []string{o.Bundle, o.PersistDir} {
+		if dir != "" {
+			errs = append(errs, atomicfile.WriteFile(filepath.Join(dir, "oom"), nil, 0o644))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // runExitCommand runs --exit-command with its arguments after
 // --exit-delay and waits for it, started by start (the process's reaper
 // owns wait4).

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Tether's build, demo and tests need on a Debian machine:
-# runc, crun, busybox-static, containerd, and podman (with its conmon and CNI plugins)
-# plus script(1) for the tether-conmon tests. Run as root. Also makes crun usable on a
+# runc, crun, busybox-static, criu (checkpoint/restore), containerd, and podman (with its conmon
+# and CNI plugins) plus script(1) for the tether-conmon tests. Run as root. Also makes crun usable on a
 # cgroup v1 "hybrid" host (see README, "Hosts with hybrid cgroups").
 set -euo pipefail
 
 need=()
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v crun >/dev/null 2>&1 || need+=(crun)
+command -v criu >/dev/null 2>&1 || [ -x /usr/sbin/criu ] || need+=(criu)
 busybox_ok=false
 for b in /bin/busybox /usr/bin/busybox; do
   if [ -x "$b" ] && ! readelf -l "$b" 2>/dev/null | grep -q 'INTERP'; then busybox_ok=true; fi

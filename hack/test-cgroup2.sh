@@ -219,6 +219,12 @@ mount -t tmpfs tmpfs /dev/shm; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "\$(sed 's/[^ ]*/+&/g' /sys/fs/cgroup/cgroup.controllers)" >/sys/fs/cgroup/cgroup.subtree_control
 mount --bind $cache/current/lib/modules /lib/modules 2>/dev/null
+# what CRIU needs for a dump (netfilter, socket diag, veth and tun), as in
+# hack/criu-vm.sh: the checkpoint tests run here too
+for m in x_tables ip_tables ip6_tables iptable_filter ip6table_filter xt_mark nft_chain_nat af_packet_diag \\
+	nfnetlink nf_tables nft_compat inet_diag unix_diag tcp_diag udp_diag netlink_diag raw_diag tun veth; do
+	modprobe \$m 2>/dev/null
+done
 ip link set lo up 2>/dev/null
 hostname tether-cgroup2
 cd $out

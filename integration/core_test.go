@@ -871,7 +871,7 @@ func coreAssertNothingLeft(t *testing.T, e *testutil.Env) {
 	t.Helper()
 	ents, _ := os.ReadDir(e.Root)
 	for _, ent := range ents {
-		if ent.Name() != ".oci" {
+		if ent.Name() != ".oci" && !testutil.IsJournal(ent.Name()) {
 			t.Errorf("%s left in the root", ent.Name())
 		}
 	}

@@ -221,6 +221,42 @@ func TestPodman_Isolated(t *testing.T) {
 			t.Fatalf("exit %d, stdout %q, stderr %q; want 4, \"hi\\n\", \"oops\\n\"", code, out, errs)
 		}
 	})
+	t.Run("run --memory 16m: an OOM kill shows in inspect as conmon's oom file says", func(t *testing.T) {
+		// no swap either, so the allocation cannot escape the limit
+		_, errs, code := p.podman("", "run", "--name", "oom", "--memory", "16m", "--memory-swap", "16m", "--rootfs", rootfs,
+			"sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done")
+		if code != 137 {
+			t.Fatalf("run: exit %d (stderr %q), want 137", code, errs)
+		}
+		st := strings.TrimSpace(p.must("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"))
+		if st != "true 137" {
+			t.Fatalf("inspect says OOMKilled, ExitCode = %q; want \"true 137\"", st)
+		}
+		p.must("rm", "oom")
+	})
+	t.Run("an OOM kill of a child marks the container OOMKilled", func(t *testing.T) {
+		// conmon's OOM handler writes the oom files on any OOM kill in
+		// the cgroup, whichever the victim, so podman says OOMKilled with
+		// init's own status; the child's death is init's stderr
+		out, errs, code := p.podman("", "run", "--name", "oomchild", "--memory", "16m", "--memory-swap", "16m", "--rootfs", rootfs,
+			"sh", "-c", `sh -c 'x=0123456789abcdef; while :; do x=$x$x; done'; exit 3`)
+		if code != 3 || out != "" || errs != "Killed\n" {
+			t.Fatalf("run: exit %d, stdout %q, stderr %q; want 3, \"\", \"Killed\\n\" (busybox sh on its child's SIGKILL)", code, out, errs)
+		}
+		if st := strings.TrimSpace(p.must("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", "oomchild")); st != "true 3" {
+			t.Fatalf("inspect says OOMKilled, ExitCode = %q; want \"true 3\"", st)
+		}
+		p.must("rm", "oomchild")
+	})
+	t.Run("a container ending without an OOM kill is not OOMKilled", func(t *testing.T) {
+		if _, errs, code := p.podman("", "run", "--name", "nooom", "--memory", "16m", "--rootfs", rootfs, "sh", "-c", "exit 3"); code != 3 {
+			t.Fatalf("run: exit %d (stderr %q), want 3", code, errs)
+		}
+		if st := strings.TrimSpace(p.must("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", "nooom")); st != "false 3" {
+			t.Fatalf("inspect says OOMKilled, ExitCode = %q; want \"false 3\"", st)
+		}
+		p.must("rm", "nooom")
+	})
 	t.Run("run -d, ps, inspect, stop -t of a TERM-ignoring container, wait, rm", func(t *testing.T) {
 		p.must("run", "-d", "--name", "stopme", "--rootfs", rootfs, "sh", "-c", `trap "" TERM; echo ready; while :; do sleep 0.1; done`)
 		p.checkMonitor("stopme")

@@ -228,7 +228,7 @@ func rcvAssertClean(t *testing.T, e *testutil.Env) {
 	})
 	ents, _ := os.ReadDir(e.Root)
 	for _, ent := range ents {
-		if ent.Name() != ".oci" {
+		if ent.Name() != ".oci" && !testutil.IsJournal(ent.Name()) {
 			t.Errorf("%s left in the root", ent.Name())
 		}
 	}
@@ -421,9 +421,21 @@ func rcvWatchFirst(t *testing.T, e *testutil.Env) map[string]runtime.Event {
 	// adopted and its exit still delivered.
 	old := rcvIdent(t, e, "adopted", shimPidFile)
 	rcvKill(t, old)
+	// Adopted means served: the new shim writes shim.pid before it has
+	// taken the init over, and answers "still being created" until then.
 	testutil.Eventually(t, rcvWait, "the orphan to be adopted", func() bool {
 		sid, err := readPid(filepath.Join(e.Root, "adopted"), shimPidFile)
-		return err == nil && sid.Pid != old.Pid && sid.Alive()
+		if err != nil || sid.Pid == old.Pid || !sid.Alive() {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rcvWait)
+		defer cancel()
+		c, err := e.NewManager().Load(ctx, "adopted")
+		if err != nil {
+			return false
+		}
+		st, err := c.State(ctx)
+		return err == nil && st.Status == runtime.StatusRunning && st.ShimPid == sid.Pid
 	})
 	rcvSignal(t, e.NewManager(), "adopted", syscall.SIGUSR1)
 	rcvCollect(t, events, first, "adopted")

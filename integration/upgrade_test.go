@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,6 +203,7 @@ func (b *upgBackground) wait(t *testing.T) (string, int) {
 func TestUpgradeUntouched(t *testing.T) {
 	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		ctx := context.Background()
+		since := time.Now()
 		id := upgID("up")
 		c := upgStart(t, e, id, upgCounter...)
 		testutil.Eventually(t, upgWait, "the counter to reach 500", func() bool { return upgLastCount(t, c) >= 500 })
@@ -270,6 +272,22 @@ func TestUpgradeUntouched(t *testing.T) {
 		logged := upgLog(t, c)
 		upgCheckSequence(t, "log", upgCounts(t, logged), mark+500)
 		upgCheckSequence(t, "logs -f", upgCounts(t, followed), mark+500)
+		// The journal tells each thing once across the images: the new
+		// one does not journal again the starts the old one told.
+		rctx, cancel := context.WithTimeout(ctx, upgWait)
+		defer cancel()
+		evs, err := e.NewManager().Events(rctx, runtime.EventsOpts{Since: since, Until: time.Now(), ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []runtime.LifecycleEvent
+		for ev := range evs {
+			got = append(got, ev)
+		}
+		want := []string{runtime.EventCreated, runtime.EventStarted, runtime.EventExecStarted, runtime.EventExecExited, runtime.EventExited}
+		if !slices.Equal(opsPlain(got), want) || got[len(got)-1].FromRecord {
+			t.Errorf("journal across the upgrade: %+v; want %v, the exit journaled", got, want)
+		}
 		e.MustTether("delete", id)
 		coreAssertNothingLeft(t, e)
 	})

@@ -245,7 +245,7 @@ func (r *Runtime) run(ctx context.Context, c call) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", prefix, err)
 	}
-	if len(r.Launcher) > 0 && (c.op == "create" || c.op == "exec") {
+	if len(r.Launcher) > 0 && (c.op == "create" || c.op == "exec" || c.op == "restore") {
 		r.launch(cmd)
 	}
 

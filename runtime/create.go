@@ -61,23 +61,15 @@ func (m *Manager) Create(ctx context.Context, id, bundleDir string, opts CreateO
 	if err != nil {
 		return nil, err
 	}
-	if err := m.makeRoot(); err != nil {
-		return nil, err
-	}
-	st := m.folder(id)
-	if err := st.Make(); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
-		}
-		return nil, fmt.Errorf("create state folder: %w", err)
-	}
-	// The folder's lock is held from now until the shim has reported
-	// ready (the shim inherits it), so another manager never takes a
-	// folder being created for a half-made one.
-	lock, err := st.Lock(ctx, false)
+	return m.create(ctx, rec, command)
+}
+
+// create makes the folder of rec, starts its shim and loads the container.
+func (m *Manager) create(ctx context.Context, rec *store.Record, command string) (*Container, error) {
+	id := rec.ID
+	st, lock, err := m.claim(ctx, id)
 	if err != nil {
-		st.Remove()
-		return nil, fmt.Errorf("create %s: %w", id, err)
+		return nil, err
 	}
 	crashPoint("after-mkdir")
 	err = m.startShim(ctx, st, rec, lock)
@@ -104,20 +96,9 @@ func (m *Manager) createWithBundle(ctx context.Context, id, bundleDir string, op
 	if _, err := m.lookRuntime(); err != nil {
 		return nil, err
 	}
-	if err := m.makeRoot(); err != nil {
-		return nil, err
-	}
-	st := m.folder(id)
-	if err := st.Make(); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
-		}
-		return nil, fmt.Errorf("create state folder: %w", err)
-	}
-	lock, err := st.Lock(ctx, false)
+	st, lock, err := m.claim(ctx, id)
 	if err != nil {
-		st.Remove()
-		return nil, fmt.Errorf("create %s: %w", id, err)
+		return nil, err
 	}
 	defer lock.Close()
 	rec, command, err := m.writeBundle(id, st.BundleDir(), opts)
@@ -131,6 +112,29 @@ func (m *Manager) createWithBundle(ctx context.Context, id, bundleDir string, op
 	}
 	lock.Close()
 	return m.Load(ctx, id)
+}
+
+// claim makes container id's folder, refusing a taken ID, and takes its
+// lock. The lock is held until the shim has reported ready (the shim
+// inherits it), so another manager never takes a folder being created for
+// a half-made one.
+func (m *Manager) claim(ctx context.Context, id string) (*store.Folder, *os.File, error) {
+	if err := m.makeRoot(); err != nil {
+		return nil, nil, err
+	}
+	st := m.folder(id)
+	if err := st.Make(); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, nil, withRemedy(RemedyOtherID, id, fmt.Errorf("container %s: %w", id, ErrExists))
+		}
+		return nil, nil, fmt.Errorf("create state folder: %w", err)
+	}
+	lock, err := st.Lock(ctx, false)
+	if err != nil {
+		st.Remove()
+		return nil, nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	return st, lock, nil
 }
 
 // writeBundle writes the bundle at dir through opts.WriteBundle and makes

@@ -136,6 +136,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 	go s.watchAdopted(s.init, fd, cn)
 	s.started()
 	s.log.WithFields(logrus.Fields{"pid": init.Pid, "status": status}).Info("adopted container")
+	s.journal(store.Event{Type: store.EventAdopted, Pid: init.Pid})
 	return nil
 }
 
@@ -177,6 +178,7 @@ func (s *Shim) adoptProcess(id string, files store.Proc, pid proc.Identity, stat
 	p := s.newProcess(id, files, pio)
 	p.pid = pid
 	if status != StatusCreated {
+		p.startJournal.Do(func() {}) // its start was the dead shim's to tell
 		if err := p.transition(StatusRunning); err != nil {
 			return nil, err
 		}

@@ -69,15 +69,30 @@ func (s *Shim) initDying() bool {
 	return status == StatusStopped || id.Dying()
 }
 
-// announceOOM publishes an EventOOM for an OOM kill count not told yet.
+// announceOOM journals and publishes an EventOOM for an OOM kill count
+// not told yet.
 func (s *Shim) announceOOM(kills uint64, at time.Time) {
+	if s.claimOOM(kills) {
+		s.journalOOM(kills, at)
+		s.publishOOM(kills, at)
+	}
+}
+
+// claimOOM reports whether the OOM kill count kills is new, and marks it
+// told.
+func (s *Shim) claimOOM(kills uint64) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if kills <= s.oomTold {
-		s.mu.Unlock()
-		return
+		return false
 	}
 	s.oomTold = kills
-	s.mu.Unlock()
+	return true
+}
+
+// publishOOM publishes an EventOOM (after journalOOM: whoever is told
+// finds it in the journal).
+func (s *Shim) publishOOM(kills uint64, at time.Time) {
 	s.log.WithField("oom_kills", kills).Warn("OOM kill in the container")
 	s.events.publish(Event{Kind: EventOOM, OOM: &OOM{Time: at.UTC(), Kills: kills}})
 }

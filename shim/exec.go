@@ -76,6 +76,7 @@ func (s *Shim) Exec(ctx context.Context, cfg ExecConfig) (int, *Follower, error)
 		return 0, nil, err
 	}
 	_, pid, _ := p.current()
+	s.journalStart(p)
 	return pid.Pid, fl, nil
 }
 

@@ -210,9 +210,14 @@ func (s *Shim) processes() []*process {
 	return ps
 }
 
-// upgradable refuses IO a new image could not take over: a front end's
-// sinks and input sources live in the front end's memory.
+// upgradable refuses what a new image could not take over: a stop under
+// way, and IO a front end feeds (its sinks and input sources live in the
+// front end's memory).
 func (s *Shim) upgradable() error {
+	if s.stopping.Load() > 0 {
+		// Stop's grace period and SIGKILL run in this image's memory.
+		return fmt.Errorf("container %s %w while it is being stopped: upgrade it once the stop has ended", s.id, ErrNotUpgradable)
+	}
 	for _, p := range s.processes() {
 		if p.io == nil {
 			return fmt.Errorf("exec %q is still starting: %w", p.id, errUpgrading)
@@ -640,6 +645,9 @@ func (s *Shim) resumeProcess(hp HandoffProc, files store.Proc) (*process, error)
 	}
 	p := &process{id: hp.ID, files: files, io: pio, status: StatusCreated, pid: hp.Pid,
 		killed: hp.Killed, pidfd: hp.PidFd, done: make(chan struct{})}
+	if hp.Status != StatusCreated {
+		p.startJournal.Do(func() {}) // the previous image journaled its start
+	}
 	for _, to := range statusPath(hp.Status) {
 		if err := p.transition(to); err != nil {
 			return nil, err

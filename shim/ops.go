@@ -68,13 +68,16 @@ func (s *Shim) Start(ctx context.Context) error {
 	if status, _, _ := p.current(); status != StatusCreated {
 		return &TransitionError{From: status, To: StatusRunning}
 	}
+	p.starting.Store(true)
 	if err := s.rt.Start(ctx, s.id); err != nil {
+		p.starting.Store(false)
 		return err
 	}
 	if err := p.transition(StatusRunning); err != nil {
 		// It exited already: start succeeded, the exit stands.
 		s.log.WithError(err).Debug("start raced with exit")
 	}
+	s.journalStart(p)
 	return nil
 }
 
@@ -164,7 +167,15 @@ func (s *Shim) pause(ctx context.Context, pause bool) error {
 	if err := op(ctx, s.id); err != nil {
 		return err
 	}
-	return p.transition(to)
+	if err := p.transition(to); err != nil {
+		return err
+	}
+	typ := store.EventPaused
+	if !pause {
+		typ = store.EventResumed
+	}
+	s.journal(store.Event{Type: typ})
+	return nil
 }
 
 // Wait returns the exit record of init ("") or of exec'd process exec
@@ -279,6 +290,7 @@ func (s *Shim) Delete(ctx context.Context, force bool) error {
 		s.watch.off.Store(false)
 		return fmt.Errorf("remove state folder: %w", err)
 	}
+	s.journal(store.Event{Type: store.EventDeleted})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package shim
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,12 @@ type process struct {
 	io    *procIO
 
 	op sync.Mutex
+
+	// startJournal journals the process's start once, before its exit:
+	// from Start or Exec, or from the exit path when the process ended
+	// before they got to it. starting says a start was asked for (init).
+	startJournal sync.Once
+	starting     atomic.Bool
 
 	mu     sync.Mutex
 	status string
@@ -79,6 +86,13 @@ func (p *process) current() (string, proc.Identity, *store.ExitRecord) {
 	return p.status, p.pid, p.exit
 }
 
+// pidNow is the process's pid, 0 before it is known.
+func (p *process) pidNow() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid.Pid
+}
+
 func (p *process) setPid(id proc.Identity) {
 	p.mu.Lock()
 	p.pid = id
@@ -97,6 +111,14 @@ func (p *process) kill(sig syscall.Signal, reason string) {
 	pid := p.pid
 	p.mu.Unlock()
 	pid.Signal(sig) // ErrGone: it ended on its own, which is what we wanted
+}
+
+// setKilled says why the shim is about to end the process ("" takes it
+// back), for its exit record.
+func (p *process) setKilled(reason string) {
+	p.mu.Lock()
+	p.killed = reason
+	p.mu.Unlock()
 }
 
 // killedBy returns the reason given to kill, "" if the shim never killed it.

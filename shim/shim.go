@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -151,7 +152,8 @@ type Shim struct {
 	cg       *cgroups.Cgroup // init's cgroups, nil when they could not be found
 	oomTold  uint64          // the OOM kill count the last EventOOM carried
 
-	frz freezer // an upgrade's hold on the core (handoff.go)
+	frz      freezer      // an upgrade's hold on the core (handoff.go)
+	stopping atomic.Int32 // stops under way (Stop goes on after its caller left)
 }
 
 // New prepares the core for the container in opts.Store: it lowers its
@@ -232,6 +234,11 @@ func (s *Shim) Create(ctx context.Context) (int, error) {
 	}
 	s.started()
 	_, pid, _ := s.init.current()
+	if s.rec.RestoredFrom != "" {
+		s.journal(store.Event{Type: store.EventRestored, Pid: pid.Pid, ImagePath: s.rec.RestoredFrom})
+	} else {
+		s.journal(store.Event{Type: store.EventCreated, Pid: pid.Pid})
+	}
 	return pid.Pid, nil
 }
 
@@ -270,12 +277,10 @@ func (s *Shim) createInit(ctx context.Context) error {
 	}
 	s.init = s.newProcess("", initp, pio)
 	since := time.Now()
-	opts := &oci.CreateOpts{PidFile: initp.ScratchPid(), NoPivot: s.opts.NoPivot,
-		NoNewKeyring: s.opts.NoNewKeyring, ExtraFiles: s.opts.ExtraFiles}
+	pidFile := initp.ScratchPid()
 	err = s.withIO(ctx, pio, s.rec.Terminal, s.rec.Stdin, s.opts.InitIO.Stdin, initp,
 		func(io *stdioFiles, consoleSocket string) error {
-			setCreateIO(opts, io, consoleSocket)
-			return s.createRuntime().Create(ctx, s.id, s.rec.Bundle, opts)
+			return s.makeInit(ctx, io, consoleSocket, pidFile)
 		})
 	if err != nil {
 		pio.close()
@@ -285,14 +290,36 @@ func (s *Shim) createInit(ctx context.Context) error {
 		return fromOCI(err)
 	}
 	crashPoint("shim-after-runtime-create") // recovery tests only
-	if pid, err := oci.ReadPidFile(opts.PidFile); err == nil {
+	if pid, err := oci.ReadPidFile(pidFile); err == nil {
 		s.loadCgroup(pid) // before track: init may exit at once
 	}
-	if err := s.track(s.init, opts.PidFile, since); err != nil {
+	if err := s.track(s.init, pidFile, since); err != nil {
 		return err
+	}
+	if s.rec.RestoredFrom != "" {
+		// A restored init runs at once; it may have exited already.
+		s.init.transition(StatusRunning)
 	}
 	crashPoint("shim-after-init-pid") // recovery tests only
 	return nil
+}
+
+// makeInit runs the runtime's create, or its restore from the checkpoint
+// the record names, with io as the stdio of init.
+func (s *Shim) makeInit(ctx context.Context, io *stdioFiles, consoleSocket, pidFile string) error {
+	if s.rec.RestoredFrom == "" {
+		opts := &oci.CreateOpts{PidFile: pidFile, NoPivot: s.opts.NoPivot,
+			NoNewKeyring: s.opts.NoNewKeyring, ExtraFiles: s.opts.ExtraFiles}
+		setCreateIO(opts, io, consoleSocket)
+		return s.createRuntime().Create(ctx, s.id, s.rec.Bundle, opts)
+	}
+	opts := &oci.RestoreOpts{ImagePath: s.rec.RestoredFrom, PidFile: pidFile,
+		IO: ociIO(io), ConsoleSocket: consoleSocket,
+		WorkPath: s.st.CRIUWorkDir(), NoSubreaper: true}
+	if err := os.MkdirAll(opts.WorkPath, 0o700); err != nil {
+		return err
+	}
+	return s.createRuntime().Restore(ctx, s.id, s.rec.Bundle, opts)
 }
 
 // openIO opens the log of a process, unless its IO says there is none.
@@ -419,6 +446,8 @@ func (s *Shim) finish(p *process, e reaper.Exit) {
 	reason := ""
 	if p != s.init {
 		reason = s.execExitReason(p, e)
+	} else {
+		reason = p.killedBy() // a checkpoint that ended it says so
 	}
 	s.record(p, e, reason)
 }
@@ -441,9 +470,16 @@ func (s *Shim) record(p *process, e reaper.Exit, reason string) {
 	} else {
 		s.execFinished(p)
 	}
+	// the OOM kill that ended init (or one not told yet) comes first in
+	// the journal and among the events, after the record holding it
+	oom := p == s.init && kills > 0 && s.claimOOM(kills)
+	if oom {
+		s.journalOOM(kills, rec.ExitedAt)
+	}
+	s.journalExit(p, rec) // before waking: whoever was told finds it in the journal
 	p.wake()
-	if p == s.init && kills > 0 {
-		s.announceOOM(kills, rec.ExitedAt)
+	if oom {
+		s.publishOOM(kills, rec.ExitedAt)
 	}
 	s.events.publish(Event{Kind: EventExit, Exec: p.id, Exit: *rec})
 }

@@ -2,6 +2,7 @@ package shimapi
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ const (
 	OpUpdate  = "update"
 	// OpPids was added to protocol version 1 the same way.
 	OpPids = "pids"
+	// Added in protocol version 1 by issue 13 (stop, checkpoint); an
+	// older shim answers them with CodeInvalid "unknown operation".
+	OpStop       = "stop"
+	OpCheckpoint = "checkpoint"
 )
 
 // Message is one request to a shim: one of the types below.
@@ -117,6 +122,32 @@ type PidsReq struct{}
 // update; only the fields set in Resources change.
 type UpdateReq struct{ Resources specs.LinuxResources }
 
+// StopReq stops the container: Signal (0: the bundle's stop signal, or
+// SIGTERM), then SIGKILL once Grace has passed; answered with
+// Response.Exit once init's exit record is durable. The shim finishes the
+// stop even if the client goes away.
+type StopReq struct {
+	Signal int
+	Grace  time.Duration
+}
+
+// CheckpointReq dumps the running container with CRIU into ImagePath
+// (absolute); WorkPath gets CRIU's log ("" for ImagePath).
+type CheckpointReq struct {
+	ImagePath    string
+	WorkPath     string
+	LeaveRunning bool
+}
+
+func (StopReq) Op() string       { return OpStop }
+func (CheckpointReq) Op() string { return OpCheckpoint }
+func (m StopReq) fill(r *Request) {
+	r.Signal, r.GraceMS = m.Signal, m.Grace.Milliseconds()
+}
+func (m CheckpointReq) fill(r *Request) {
+	r.ImagePath, r.WorkPath, r.LeaveRunning = m.ImagePath, m.WorkPath, m.LeaveRunning
+}
+
 func (StateReq) Op() string      { return OpState }
 func (StartReq) Op() string      { return OpStart }
 func (KillReq) Op() string       { return OpKill }
@@ -174,6 +205,11 @@ type Request struct {
 	Binary   string         `json:"binary,omitempty"`
 	// Resources is UpdateReq's.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
+	// stop and checkpoint (issue 13)
+	GraceMS      int64  `json:"grace_ms,omitempty"`
+	ImagePath    string `json:"image_path,omitempty"`
+	WorkPath     string `json:"work_path,omitempty"`
+	LeaveRunning bool   `json:"leave_running,omitempty"`
 }
 
 // NewRequest wraps m in an envelope of protocol version v.
@@ -245,6 +281,16 @@ func (r *Request) Message() (Message, error) {
 			return nil, fmt.Errorf("%w: update needs resources", errdefs.ErrInvalid)
 		}
 		return UpdateReq{Resources: *r.Resources}, nil
+	case OpStop:
+		if r.Signal < 0 || r.Signal > maxSignal || r.GraceMS < 0 {
+			return nil, fmt.Errorf("%w: stop signal %d or grace %d ms out of range", errdefs.ErrInvalid, r.Signal, r.GraceMS)
+		}
+		return StopReq{Signal: r.Signal, Grace: time.Duration(r.GraceMS) * time.Millisecond}, nil
+	case OpCheckpoint:
+		if !filepath.IsAbs(r.ImagePath) || (r.WorkPath != "" && !filepath.IsAbs(r.WorkPath)) {
+			return nil, fmt.Errorf("%w: checkpoint image path %q must be absolute", errdefs.ErrInvalid, r.ImagePath)
+		}
+		return CheckpointReq{ImagePath: r.ImagePath, WorkPath: r.WorkPath, LeaveRunning: r.LeaveRunning}, nil
 	}
 	return nil, fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, r.Op)
 }

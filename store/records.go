@@ -30,6 +30,10 @@ type Record struct {
 	RuntimeTimeoutMS int64     `json:"runtime_timeout_ms,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	BootID           string    `json:"boot_id"`
+	// RestoredFrom, when set, is the absolute folder of a checkpoint: the
+	// shim makes init with the runtime's restore from it instead of
+	// create, and init runs at once.
+	RestoredFrom string `json:"restored_from,omitempty"`
 }
 
 // RuntimeTimeout is the bound of one runtime call, 0 for the default.
@@ -103,8 +107,9 @@ func ParseRecord(b []byte) (*Record, error) {
 		return nil, fmt.Errorf("%s: %w: id, bundle or runtime missing", recordFile, ErrCorrupt)
 	case ids.ValidID(r.ID) != nil:
 		return nil, fmt.Errorf("%s: %w: id %q", recordFile, ErrCorrupt, r.ID)
-	case !filepath.IsAbs(r.Bundle) || (r.RuntimeRoot != "" && !filepath.IsAbs(r.RuntimeRoot)):
-		return nil, fmt.Errorf("%s: %w: bundle and runtime_root must be absolute", recordFile, ErrCorrupt)
+	case !filepath.IsAbs(r.Bundle) || (r.RuntimeRoot != "" && !filepath.IsAbs(r.RuntimeRoot)) ||
+		(r.RestoredFrom != "" && !filepath.IsAbs(r.RestoredFrom)):
+		return nil, fmt.Errorf("%s: %w: bundle, runtime_root and restored_from must be absolute", recordFile, ErrCorrupt)
 	case r.LogMaxSize < 0 || r.LogMaxFiles < 0 || r.RuntimeTimeoutMS < 0:
 		return nil, fmt.Errorf("%s: %w: negative limit", recordFile, ErrCorrupt)
 	}

@@ -55,6 +55,7 @@ const (
 	execDir       = "exec"           // one set of files per exec'd process
 	bundleDir     = "bundle"         // a bundle written for the container (runtime.CreateOpts.WriteBundle)
 	reserveSuffix = ".reserve"       // room set aside for an exit record
+	criuDir       = "criu"           // CRIU's work folder of a restore (restore.log)
 )
 
 // Folder is one container's folder, ROOT/ID. It is a name only: making it
@@ -124,6 +125,10 @@ func (f *Folder) SocketPath() string { return filepath.Join(f.dir, socketFile) }
 // BundleDir is where a bundle written for the container lives, removed
 // with the folder.
 func (f *Folder) BundleDir() string { return filepath.Join(f.dir, bundleDir) }
+
+// CRIUWorkDir is CRIU's work folder when the container is restored from
+// a checkpoint: its restore.log stays there.
+func (f *Folder) CRIUWorkDir() string { return filepath.Join(f.dir, criuDir) }
 
 // ShimLogPath is the shim's own log.
 func (f *Folder) ShimLogPath() string { return filepath.Join(f.dir, shimLogFile) }

@@ -53,6 +53,9 @@ func commandList(g *globals) []*cobra.Command {
 		stopCmd(g),
 		upgradeCmd(g),
 		deleteCmd(g),
+		eventsCmd(g),
+		checkpointCmd(g),
+		restoreCmd(g),
 		versionCmd(g),
 	}
 }

@@ -1,65 +1,21 @@
 package testutil
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tether-run/tether/internal/mountinfo"
 )
 
-// Mount is one line of /proc/PID/mountinfo (proc(5)).
-type Mount struct {
-	Dev    string // major:minor of the mounted filesystem
-	Root   string // the mounted folder, relative to its filesystem's root
-	Point  string // where it is mounted, in the reading process's view
-	FSType string
-	Opts   []string // the superblock's options (for cgroup v1: its controllers)
-}
+// Mount is one line of /proc/PID/mountinfo.
+type Mount = mountinfo.Mount
 
 // ReadMountInfo parses a mountinfo file.
-func ReadMountInfo(file string) ([]Mount, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	var ms []Mount
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 6 || len(g) < 3 {
-			return nil, fmt.Errorf("%s: malformed line %q", file, sc.Text())
-		}
-		ms = append(ms, Mount{Dev: f[2], Root: unescapeMount(f[3]), Point: unescapeMount(f[4]),
-			FSType: g[0], Opts: strings.Split(g[2], ",")})
-	}
-	return ms, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+func ReadMountInfo(file string) ([]Mount, error) { return mountinfo.Read(file) }
 
 // within reports whether path is dir or under it.
 func within(path, dir string) bool {

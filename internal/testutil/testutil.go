@@ -393,3 +393,9 @@ func ShimPids(root string) []int {
 	}
 	return pids
 }
+
+// IsJournal reports whether name is the root's event journal (events.log
+// or its rotated copy), which outlives the containers it tells of.
+func IsJournal(name string) bool {
+	return name == filepath.Base(store.JournalPath("/")) || name == filepath.Base(store.JournalPath("/"))+".1"
+}

@@ -84,3 +84,35 @@ func TestRuncOptions(t *testing.T) {
 		t.Fatalf("default runtime root %q", got)
 	}
 }
+
+func TestLinuxResources(t *testing.T) {
+	res, err := linuxResources(&anypb.Any{TypeUrl: linuxResourcesURL,
+		Value: []byte(`{"memory":{"limit":33554432},"cpu":{"quota":50000,"period":100000}}`)})
+	if err != nil || res.Memory == nil || *res.Memory.Limit != 32<<20 || *res.CPU.Quota != 50000 || *res.CPU.Period != 100000 {
+		t.Fatalf("decoded %+v, %v", res, err)
+	}
+	for name, a := range map[string]*anypb.Any{
+		"none":    nil,
+		"empty":   {TypeUrl: linuxResourcesURL},
+		"windows": {TypeUrl: "types.containerd.io/opencontainers/runtime-spec/1/WindowsResources", Value: []byte(`{}`)},
+		"bad":     {TypeUrl: linuxResourcesURL, Value: []byte(`{"memory":`)},
+	} {
+		if _, err := linuxResources(a); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestCheckpointOptions(t *testing.T) {
+	b, _ := proto.Marshal(&options.CheckpointOptions{Exit: true, WorkPath: "/w", ImagePath: "/i"})
+	o, err := checkpointOptions(&anypb.Any{TypeUrl: "containerd.runc.v1.CheckpointOptions", Value: b})
+	if err != nil || !o.Exit || o.WorkPath != "/w" || o.ImagePath != "/i" {
+		t.Fatalf("decoded %+v, %v", o, err)
+	}
+	if o, err := checkpointOptions(nil); err != nil || o.Exit {
+		t.Fatalf("no options: %+v, %v (want leave running)", o, err)
+	}
+	if _, err := checkpointOptions(&anypb.Any{TypeUrl: "containerd.runc.v1.CheckpointOptions", Value: []byte{0xff}}); err == nil {
+		t.Fatal("garbage options accepted")
+	}
+}

@@ -41,18 +41,20 @@ type coreConfig struct {
 // startCore creates the container with Tether's shim core in this process:
 // it writes the container's record into the bundle's state folder, makes
 // the core (which becomes the child subreaper and owns every wait4 of this
-// process) and runs its Create. It may be called once per process.
-func startCore(ctx context.Context, cfg coreConfig) (*shim.Shim, int, error) {
+// process) and runs its Create. It may be called once per process. The
+// subscription to the core's events is made before Create, so no OOM kill
+// is missed.
+func startCore(ctx context.Context, cfg coreConfig) (*shim.Shim, *shim.Subscription, int, error) {
 	runtimePath, err := lookRuntime(cfg.Runtime)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	f, err := store.Open(stateRoot(cfg.Bundle), cfg.ID)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if err := f.Make(); err != nil {
-		return nil, 0, fmt.Errorf("make state folder: %w", err)
+		return nil, nil, 0, fmt.Errorf("make state folder: %w", err)
 	}
 	boot, _ := proc.BootID()
 	rec := &store.Record{Version: store.Version, ID: cfg.ID, Bundle: cfg.Bundle,
@@ -60,20 +62,22 @@ func startCore(ctx context.Context, cfg coreConfig) (*shim.Shim, int, error) {
 		CreatedAt: time.Now().UTC(), BootID: boot}
 	if err := f.WriteRecord(rec); err != nil {
 		f.Remove()
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	s, err := shim.New(context.Background(), shim.Options{Store: f, Record: rec, InitIO: cfg.IO, Log: cfg.Log})
 	if err != nil {
 		f.Remove()
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
+	sub := s.Subscribe()
 	pid, err := s.Create(ctx)
 	if err != nil {
+		sub.Close()
 		s.Close()
 		f.Remove()
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	return s, pid, nil
+	return s, sub, pid, nil
 }
 
 func lookRuntime(name string) (string, error) {

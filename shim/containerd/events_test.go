@@ -32,6 +32,13 @@ func TestPublisherRetriesThroughRestart(t *testing.T) {
 	if _, ok := fake.WaitFor(TopicTaskStart, 5*time.Second); !ok {
 		t.Fatalf("start event not delivered: %v", ctrdtest.Topics(fake.Received()))
 	}
+	// The publisher has its answer too (under load it may come well after
+	// the fake got the event; cut before it, the start would be resent).
+	for deadline := time.Now().Add(5 * time.Second); p.Pending() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("start delivered but still pending: %d", p.Pending())
+		}
+	}
 
 	// containerd goes away; the exit happens meanwhile, then containerd is
 	// back after longer than a few retries.

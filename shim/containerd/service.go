@@ -101,6 +101,9 @@ type task struct {
 	core       *shim.Shim
 	mounted    bool
 	init       *process
+	// coreEventsDone is closed once the core's events up to init's exit
+	// (its OOM kills) have been forwarded to containerd.
+	coreEventsDone chan struct{}
 
 	mu      sync.Mutex
 	execs   map[string]*process
@@ -165,6 +168,19 @@ func (s *Service) getTask(id string) (*task, error) {
 	return t, nil
 }
 
+// getProcess returns task id and its process execID (init for "").
+func (s *Service) getProcess(id, execID string) (*task, *process, error) {
+	t, err := s.getTask(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := t.process(execID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, p, nil
+}
+
 // process returns init (execID "") or the exec'd process execID.
 func (t *task) process(execID string) (*process, error) {
 	if execID == "" {
@@ -214,7 +230,7 @@ func (s *Service) Create(ctx context.Context, r *taskapi.CreateTaskRequest) (*ta
 }
 
 func (s *Service) create(r *taskapi.CreateTaskRequest, opts *options.Options) (t *task, err error) {
-	t = &task{id: r.ID, bundle: r.Bundle, execs: map[string]*process{}}
+	t = &task{id: r.ID, bundle: r.Bundle, execs: map[string]*process{}, coreEventsDone: make(chan struct{})}
 	t.init = newProcess("", stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal})
 	if len(r.Rootfs) > 0 {
 		if err := mountRootfs(r.Bundle, r.Rootfs); err != nil {
@@ -233,7 +249,7 @@ func (s *Service) create(r *taskapi.CreateTaskRequest, opts *options.Options) (t
 	if err != nil {
 		return nil, err
 	}
-	c, pid, err := startCore(ctx, coreConfig{ID: r.ID, Bundle: r.Bundle, Runtime: opts.BinaryName,
+	c, sub, pid, err := startCore(ctx, coreConfig{ID: r.ID, Bundle: r.Bundle, Runtime: opts.BinaryName,
 		RuntimeRoot: runtimeRoot(opts.Root, s.cfg.Namespace), Terminal: r.Terminal, Stdin: r.Stdin != "",
 		IO: t.init.coreIO(sk), Log: s.cfg.Log})
 	if err != nil {
@@ -243,8 +259,30 @@ func (s *Service) create(r *taskapi.CreateTaskRequest, opts *options.Options) (t
 	}
 	t.core = c
 	t.init.pid, t.init.sinks = pid, sk
+	go s.forwardCoreEvents(t, sub)
 	go s.waitExit(t, t.init)
 	return t, nil
+}
+
+// forwardCoreEvents publishes TaskOOM for each OOM kill the core reports,
+// until init's exit: the core reports an OOM kill of init right before
+// init's exit, so TaskOOM comes before init's TaskExit (waitExit waits
+// for coreEventsDone). Exits are published by waitExit.
+func (s *Service) forwardCoreEvents(t *task, sub *shim.Subscription) {
+	defer close(t.coreEventsDone)
+	defer sub.Close()
+	for {
+		ev, err := sub.Next(context.Background())
+		if err != nil {
+			return
+		}
+		switch {
+		case ev.Kind == shim.EventOOM:
+			s.cfg.Events.Publish(TopicTaskOOM, &events.TaskOOM{ContainerID: t.id})
+		case ev.Kind == shim.EventExit && ev.Exec == "":
+			return
+		}
+	}
 }
 
 // runtimeRoot is the OCI runtime's --root for namespace ns: root (from
@@ -307,6 +345,11 @@ func (s *Service) waitExit(t *task, p *process) {
 	p.mu.Unlock()
 	if p.execID == "" {
 		t.waitExecs(ioFlushTimeout)
+		select {
+		case <-t.coreEventsDone:
+		case <-time.After(ioFlushTimeout):
+			s.cfg.Log.Warn("the core's events up to init's exit did not arrive: an OOM kill may be reported late or not at all")
+		}
 	}
 	p.mu.Lock()
 	p.exit = rec
@@ -430,11 +473,7 @@ func (s *Service) Exec(ctx context.Context, r *taskapi.ExecProcessRequest) (*emp
 
 // State reports init or an exec'd process.
 func (s *Service) State(ctx context.Context, r *taskapi.StateRequest) (*taskapi.StateResponse, error) {
-	t, err := s.getTask(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := t.process(r.ExecID)
+	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -485,11 +524,7 @@ func statusOf(s string) tasktypes.Status {
 
 // Wait blocks until the process has exited and its TaskExit is out.
 func (s *Service) Wait(ctx context.Context, r *taskapi.WaitRequest) (*taskapi.WaitResponse, error) {
-	t, err := s.getTask(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := t.process(r.ExecID)
+	_, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -506,11 +541,7 @@ func (s *Service) Wait(ctx context.Context, r *taskapi.WaitRequest) (*taskapi.Wa
 // process. Signalling a process that has exited is NotFound, as
 // containerd expects.
 func (s *Service) Kill(ctx context.Context, r *taskapi.KillRequest) (*emptypb.Empty, error) {
-	t, err := s.getTask(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := t.process(r.ExecID)
+	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -638,11 +669,7 @@ func (s *Service) pause(ctx context.Context, id string, pause bool) (*emptypb.Em
 
 // CloseIO ends the process's input.
 func (s *Service) CloseIO(ctx context.Context, r *taskapi.CloseIORequest) (*emptypb.Empty, error) {
-	t, err := s.getTask(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	p, err := t.process(r.ExecID)
+	t, p, err := s.getProcess(r.ID, r.ExecID)
 	if err != nil {
 		return nil, err
 	}
@@ -702,17 +729,83 @@ func (s *Service) Pids(ctx context.Context, r *taskapi.PidsRequest) (*taskapi.Pi
 	return resp, nil
 }
 
-// Update changes the task's resources. The core has no update yet.
+// Update changes the task's resources through the core (the OCI
+// runtime's update); only the fields set change. containerd sends them
+// as specs.LinuxResources in JSON, under the type URL its client
+// registers for them.
 func (s *Service) Update(ctx context.Context, r *taskapi.UpdateTaskRequest) (*emptypb.Empty, error) {
-	if _, err := s.getTask(r.ID); err != nil {
+	t, err := s.getTask(r.ID)
+	if err != nil {
 		return nil, err
 	}
-	return nil, status.Errorf(codes.Unimplemented, "update: Tether's shim core cannot change resources yet")
+	res, err := linuxResources(r.Resources)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "update %s: %v", r.ID, err)
+	}
+	if err := t.core.Update(ctx, res); err != nil {
+		return nil, toStatus(err)
+	}
+	return &emptypb.Empty{}, nil
 }
 
-// Checkpoint is not implemented until Tether's checkpoint support lands.
+// linuxResourcesURL is the type URL containerd's client registers for
+// specs.LinuxResources (marshalled as JSON).
+const linuxResourcesURL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
+
+// linuxResources decodes Update's resources.
+func linuxResources(a *anypb.Any) (*specs.LinuxResources, error) {
+	if a == nil || len(a.Value) == 0 {
+		return nil, errors.New("no resources given: pass the limits to change")
+	}
+	if u := a.TypeUrl; u != linuxResourcesURL && trimTypeURL(u) != "LinuxResources" {
+		return nil, fmt.Errorf("resources of type %q: Tether takes %s", u, linuxResourcesURL)
+	}
+	var res specs.LinuxResources
+	if err := json.Unmarshal(a.Value, &res); err != nil {
+		return nil, fmt.Errorf("resources are not LinuxResources JSON: %w", err)
+	}
+	return &res, nil
+}
+
+// Checkpoint dumps the task with CRIU through the core into r.Path
+// (containerd's image folder for it). Options (runc's CheckpointOptions)
+// are honoured for Exit, ImagePath and WorkPath: the rest are CRIU details Tether sets
+// itself, and a checkpoint of a task with a terminal or running exec'd
+// processes is refused by the core.
 func (s *Service) Checkpoint(ctx context.Context, r *taskapi.CheckpointTaskRequest) (*emptypb.Empty, error) {
-	return nil, status.Errorf(codes.Unimplemented, "checkpoint: not implemented by containerd-shim-tether-v1 yet")
+	t, err := s.getTask(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := checkpointOptions(r.Options)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "checkpoint %s: %v", r.ID, err)
+	}
+	path := r.Path
+	if path == "" {
+		path = opts.ImagePath
+	}
+	if path == "" {
+		return nil, status.Errorf(codes.InvalidArgument, "checkpoint %s: no image path given", r.ID)
+	}
+	cfg := shim.CheckpointConfig{ImagePath: path, WorkPath: opts.WorkPath, LeaveRunning: !opts.Exit}
+	if err := t.core.Checkpoint(ctx, cfg); err != nil {
+		return nil, toStatus(err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// checkpointOptions decodes runc's CheckpointOptions; another type, or
+// none, means containerd's defaults (leave the task running).
+func checkpointOptions(a *anypb.Any) (*options.CheckpointOptions, error) {
+	o := &options.CheckpointOptions{}
+	if a == nil || trimTypeURL(a.TypeUrl) != string(proto.MessageName(o)) {
+		return o, nil
+	}
+	if err := proto.Unmarshal(a.Value, o); err != nil {
+		return nil, fmt.Errorf("checkpoint options: %w", err)
+	}
+	return o, nil
 }
 
 // Connect tells containerd the shim's and the task's pids.

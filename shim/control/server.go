@@ -253,6 +253,8 @@ func (c *call) run(ctx context.Context, msg shimapi.Message) (*shimapi.Response,
 		return c.exec(ctx, m)
 	case shimapi.WaitReq:
 		return c.wait(ctx, m.Exec), nil
+	case shimapi.StopReq:
+		return c.stop(ctx, m), nil
 	case shimapi.AttachReq:
 		fl, err := core.Attach(m.Exec)
 		if err != nil {
@@ -291,6 +293,9 @@ func (c *call) control(ctx context.Context, msg shimapi.Message) error {
 		return core.Resume(ctx)
 	case shimapi.UpdateReq:
 		return core.Update(ctx, &m.Resources)
+	case shimapi.CheckpointReq:
+		return core.Checkpoint(ctx, shim.CheckpointConfig{ImagePath: m.ImagePath,
+			WorkPath: m.WorkPath, LeaveRunning: m.LeaveRunning})
 	}
 	return fmt.Errorf("%w: unknown operation %q", errdefs.ErrInvalid, msg.Op())
 }
@@ -314,6 +319,22 @@ func (c *call) wait(ctx context.Context, exec string) *shimapi.Response {
 	if err != nil {
 		if ctx.Err() != nil {
 			return c.fail(errors.New("client went away"))
+		}
+		return c.fail(creatingHint(err))
+	}
+	return &shimapi.Response{Version: c.v, Exit: wireExit(exit)}
+}
+
+// stop answers once init has exited and its record is durable. A client
+// that hangs up ends only the answer: the core finishes the stop.
+func (c *call) stop(ctx context.Context, m shimapi.StopReq) *shimapi.Response {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { c.r.ReadByte(); cancel() }()
+	exit, err := c.s.core.Stop(ctx, syscall.Signal(m.Signal), m.Grace)
+	if err != nil {
+		if ctx.Err() != nil {
+			return c.fail(errors.New("client went away (the stop goes on)"))
 		}
 		return c.fail(creatingHint(err))
 	}

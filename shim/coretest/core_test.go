@@ -20,10 +20,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tether-run/tether/bundle"
-	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/shim"
-	"github.com/tether-run/tether/store"
 )
 
 // wait bounds every poll; a hang guard, not a speed assertion.
@@ -44,28 +42,11 @@ func coreInProcess(t *testing.T, rt string) {
 	e := testutil.NewEnv(t, rt)
 	id := "core-" + rt
 	b := e.BundleWith(bundle.Options{Args: []string{"sh", "-c", "echo to-out; echo to-err >&2; exec sleep 1000"}})
-	folder := store.At(e.Root, id)
-	if err := folder.Make(); err != nil {
-		t.Fatal(err)
-	}
-	boot, err := proc.BootID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &store.Record{ID: id, Bundle: b, Runtime: rt, RuntimeRoot: filepath.Join(e.Root, ".oci", rt),
-		CreatedAt: time.Now().UTC(), BootID: boot}
-	if err := folder.WriteRecord(rec); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 
 	var out, errs testutil.Buffer
-	core, err := shim.New(ctx, shim.Options{Store: folder, Record: rec, InitIO: shim.IO{Stdout: &out, Stderr: &errs}, NoFolderWatch: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer core.Close()
+	core, folder := newCore(ctx, t, e, id, b, shim.Options{InitIO: shim.IO{Stdout: &out, Stderr: &errs}})
 	events := core.Subscribe()
 	pid, err := core.Create(ctx)
 	if err != nil {
@@ -152,7 +133,7 @@ func coreInProcess(t *testing.T, rt string) {
 	if _, err := os.Stat(filepath.Join(e.Root, id)); !os.IsNotExist(err) {
 		t.Errorf("folder left after delete: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(rec.RuntimeRoot, id)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(filepath.Join(e.Root, ".oci", rt), id)); !os.IsNotExist(err) {
 		t.Errorf("runtime container left after delete: %v", err)
 	}
 }

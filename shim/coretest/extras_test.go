@@ -7,13 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tether-run/tether/bundle"
-	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/shim"
-	"github.com/tether-run/tether/store"
 )
 
 // TestCoreCreateExtrasAndCommand: what podman's front end asks of the
@@ -30,11 +27,7 @@ func TestCoreCreateExtrasAndCommand(t *testing.T) {
 func coreCreateExtras(t *testing.T, rt string) {
 	e := testutil.NewEnv(t, rt)
 	id := "extras-" + rt
-	b := filepath.Join(e.Root, "bundle-"+rt)
-	if err := bundle.Write(b, bundle.Options{Args: []string{"sh", "-c", "cat <&3; exit 5"}}); err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(b)
+	b := e.BundleWith(bundle.Options{Args: []string{"sh", "-c", "cat <&3; exit 5"}})
 	extra := filepath.Join(e.Root, "extra")
 	if err := os.WriteFile(extra, []byte("from-fd-3\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -44,28 +37,10 @@ func coreCreateExtras(t *testing.T, rt string) {
 		t.Fatal(err)
 	}
 	defer ef.Close()
-	folder := store.At(e.Root, id)
-	if err := folder.Make(); err != nil {
-		t.Fatal(err)
-	}
-	boot, err := proc.BootID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &store.Record{ID: id, Bundle: b, Runtime: rt, RuntimeRoot: filepath.Join(e.Root, ".oci", rt),
-		CreatedAt: time.Now().UTC(), BootID: boot}
-	if err := folder.WriteRecord(rec); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 	var out testutil.Buffer
-	core, err := shim.New(ctx, shim.Options{Store: folder, Record: rec, NoFolderWatch: true,
-		InitIO: shim.IO{NoLog: true, Stdout: &out}, ExtraFiles: []*os.File{ef}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer core.Close()
+	core, _ := newCore(ctx, t, e, id, b, shim.Options{InitIO: shim.IO{NoLog: true, Stdout: &out}, ExtraFiles: []*os.File{ef}})
 	if _, err := core.Create(ctx); err != nil {
 		t.Fatalf("create: %v", err)
 	}

@@ -3,10 +3,12 @@ package coretest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +27,8 @@ import (
 // while the core is frozen stays a zombie (the reaper is held) and is
 // recorded with its true status after the thaw, and a second Freeze while
 // frozen is refused. An exec whose output goes to a front end's sink makes
-// the container not upgradable (shim.ErrNotUpgradable).
+// the container not upgradable (shim.ErrNotUpgradable), and so does a
+// stop under way.
 func TestFreezeThaw(t *testing.T) {
 	for _, rt := range testutil.Runtimes {
 		t.Run(rt, func(t *testing.T) { freezeThaw(t, rt) })
@@ -107,11 +110,32 @@ func freezeThaw(t *testing.T, rt string) {
 		t.Errorf("freeze with a front end's sink: %v, want ErrNotUpgradable naming exec sink", err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if err := core.Kill(ctx, "", 9, false); err != nil {
-		t.Fatal(err)
+	// A stop under way (init, pid 1 of its namespace, ignores TERM: the
+	// grace period runs) is not upgradable: its SIGKILL after the grace
+	// period lives in this image's memory.
+	stopped := make(chan error, 1)
+	go func() {
+		exit, err := core.Stop(ctx, syscall.SIGTERM, 2*time.Second)
+		if err == nil && exit.Status != 137 {
+			err = fmt.Errorf("exit %+v, want 137", exit)
+		}
+		stopped <- err
+	}()
+	var ferr error
+	testutil.Eventually(t, wait, "a freeze during the stop to be refused", func() bool {
+		h, err := core.Freeze(ctx)
+		if err == nil {
+			core.Thaw(h) // never upgradable here (the sink), but no hang either
+			return false
+		}
+		ferr = err // before the stop began: the sink's refusal
+		return strings.Contains(err.Error(), "being stopped")
+	})
+	if !errors.Is(ferr, shim.ErrNotUpgradable) || !strings.Contains(ferr.Error(), "being stopped") {
+		t.Errorf("freeze during a stop: %v, want ErrNotUpgradable saying it is being stopped", ferr)
 	}
-	if _, err := core.Wait(ctx, ""); err != nil {
-		t.Fatal(err)
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 	var out, errb strings.Builder
 	if err := crilog.Dump(folder.Init().LogPath(), crilog.ReadOptions{Tail: -1}, &out, &errb); err != nil {

@@ -8,14 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/tether-run/tether/bundle"
-	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/testutil"
 	"github.com/tether-run/tether/shim"
-	"github.com/tether-run/tether/store"
 )
 
 // allocate doubles a shell string until the OOM killer ends the shell.
@@ -36,34 +33,13 @@ func TestCoreOOMEvents(t *testing.T) {
 func coreOOMEvents(t *testing.T, rt string) {
 	e := testutil.NewEnv(t, rt)
 	id := fmt.Sprintf("oomev-%s-%d", rt, os.Getpid())
-	b := filepath.Join(e.Root, "bundle-"+rt)
 	script := "sh -c '" + allocate + "'; echo child-killed; while [ ! -e /go ]; do sleep 0.05; done; " + allocate
-	if err := bundle.Write(b, bundle.Options{Args: []string{"sh", "-c", script}}); err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(b)
+	b := e.BundleWith(bundle.Options{Args: []string{"sh", "-c", script}})
 	limitMemory(t, b, 16<<20)
-	folder := store.At(e.Root, id)
-	if err := folder.Make(); err != nil {
-		t.Fatal(err)
-	}
-	boot, err := proc.BootID()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &store.Record{ID: id, Bundle: b, Runtime: rt, RuntimeRoot: filepath.Join(e.Root, ".oci", rt),
-		CreatedAt: time.Now().UTC(), BootID: boot}
-	if err := folder.WriteRecord(rec); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 	var out testutil.Buffer
-	core, err := shim.New(ctx, shim.Options{Store: folder, Record: rec, InitIO: shim.IO{Stdout: &out}, NoFolderWatch: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer core.Close()
+	core, folder := newCore(ctx, t, e, id, b, shim.Options{InitIO: shim.IO{Stdout: &out}})
 	events := core.Subscribe()
 	defer events.Close()
 	if _, err := core.Create(ctx); err != nil {

@@ -258,6 +258,29 @@ func (c *Client) Delete(ctx context.Context, force bool) error {
 	return err
 }
 
+// stopMargin covers the wait for init after the SIGKILL of a stop.
+const stopMargin = 10 * time.Second
+
+// Stop stops the container (sig 0: its stop signal, or SIGTERM; SIGKILL
+// after grace) and returns init's exit once it is durable.
+func (c *Client) Stop(ctx context.Context, sig syscall.Signal, grace time.Duration) (*shimapi.Exit, error) {
+	resp, err := c.call(ctx, shimapi.StopReq{Signal: int(sig), Grace: grace}, grace+stopMargin+c.d.Double)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Exit == nil {
+		return nil, fmt.Errorf("stop: %w: no exit in answer", errdefs.ErrUnresponsive)
+	}
+	return resp.Exit, nil
+}
+
+// Checkpoint dumps the container with CRIU into imagePath.
+func (c *Client) Checkpoint(ctx context.Context, imagePath, workPath string, leaveRunning bool) error {
+	_, err := c.call(ctx, shimapi.CheckpointReq{ImagePath: imagePath, WorkPath: workPath,
+		LeaveRunning: leaveRunning}, c.d.Single)
+	return err
+}
+
 // CloseStdin ends the input of init or of the exec'd process exec.
 func (c *Client) CloseStdin(ctx context.Context, exec string) error {
 	_, err := c.call(ctx, shimapi.CloseStdinReq{Exec: exec}, c.d.Single)
