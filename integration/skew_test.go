@@ -63,7 +63,7 @@ func TestVersionSkew(t *testing.T) {
 	}
 	b := e.Bundle("sh", "-c", "echo from-old; trap 'exit 3' TERM; sleep 1000 & wait")
 	oldTether("run", "-d", "--bundle", b, "skew")
-	oldTether("run", "-d", "--bundle", b, "skew2")
+	oldTether("run", "-d", "--bundle", e.SameBundle(b), "skew2") // a cgroup of its own
 	oldShim := rcvShimOf(t, e, "skew")
 
 	// state, through the CLI and the Go API
