@@ -303,7 +303,7 @@ func (c *call) control(ctx context.Context, msg shimapi.Message) error {
 // creatingHint adds what to do to a refusal made while create runs.
 func creatingHint(err error) error {
 	if shim.Creating(err) {
-		return fmt.Errorf("%w: try again once 'tether create' has returned", err)
+		return fmt.Errorf("%w: try again once the container's create has returned", err)
 	}
 	return err
 }
