@@ -218,7 +218,7 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue; mount -t devpts -o newinstance,ptmxmode=
 mount -t tmpfs tmpfs /dev/shm; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp; mount -t mqueue mqueue /dev/mqueue
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "\$(sed 's/[^ ]*/+&/g' /sys/fs/cgroup/cgroup.controllers)" >/sys/fs/cgroup/cgroup.subtree_control
-mount --bind $cache/current/lib/modules /lib/modules 2>/dev/null
+mkdir -p /lib/modules && mount --bind $cache/current/lib/modules /lib/modules
 # what CRIU needs for a dump (netfilter, socket diag, veth and tun), as in
 # hack/criu-vm.sh: the checkpoint tests run here too
 for m in x_tables ip_tables ip6_tables iptable_filter ip6table_filter xt_mark nft_chain_nat af_packet_diag \\
