@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // busyboxFallbacks are tried, in order, after "busybox" in PATH.
@@ -92,12 +94,25 @@ func interpreter(p *elf.Prog) string {
 // listApplets runs `busybox --list` and returns the applet names. argv[0]
 // is set to "busybox" because busybox picks its applet from argv[0], and
 // a copy named otherwise would refuse to list.
+//
+// The copy was just written: a child forked meanwhile by another goroutine
+// of this process may hold its write fd for a moment (until it execs), and
+// exec then fails with ETXTBSY (golang.org/issue/22315). That is retried.
 func listApplets(busybox string) ([]string, error) {
-	cmd := exec.Command(busybox, "--list")
-	cmd.Args[0] = "busybox"
+	var out []byte
+	var err error
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	for try := 0; ; try++ {
+		cmd := exec.Command(busybox, "--list")
+		cmd.Args[0] = "busybox"
+		stderr.Reset()
+		cmd.Stderr = &stderr
+		out, err = cmd.Output()
+		if !errors.Is(err, syscall.ETXTBSY) || try == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s --list: %w (%s)", busybox, err, strings.TrimSpace(stderr.String()))
 	}

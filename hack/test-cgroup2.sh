@@ -260,7 +260,7 @@ mkdir -p /lib/modules && mount --bind $cache/current/lib/modules /lib/modules
 # what CRIU needs for a dump (netfilter, socket diag, veth and tun), as in
 # hack/criu-vm.sh: the checkpoint tests run here too
 for m in x_tables ip_tables ip6_tables iptable_filter ip6table_filter xt_mark nft_chain_nat af_packet_diag \\
-	nfnetlink nf_tables nft_compat inet_diag unix_diag tcp_diag udp_diag netlink_diag raw_diag tun veth; do
+	nfnetlink nf_tables nft_compat inet_diag unix_diag tcp_diag udp_diag netlink_diag raw_diag tun veth bridge br_netfilter; do
 	modprobe \$m 2>/dev/null
 done
 ip link set lo up 2>/dev/null
