@@ -25,6 +25,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,10 @@ type Server struct {
 	st    *store.Folder
 	log   *logrus.Entry
 	conns conns
+	// serving counts the requests read and not yet fully answered (a
+	// stream until its exit frame); the auto-remove waits for them
+	// (autoremove.go).
+	serving atomic.Int32
 
 	lnMu sync.Mutex // guards ln, replaced when the folder is restored
 	ln   *net.UnixListener
@@ -155,6 +160,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	msg, v, r, err := s.readRequest(conn)
+	defer s.holdRequest(msg)()
 	if err != nil {
 		shimapi.WriteMessage(conn, shimapi.Fail(v, err))
 		return
