@@ -36,6 +36,9 @@ type Container struct {
 	st  *store.Folder
 	rec *store.Record // nil when the record could not be read
 	err error         // why rec is nil
+	// removed is the exit of an auto-remove container this handle found
+	// stopped without its shim and removed (autoremove.go); nil otherwise.
+	removed *ExitRecord
 }
 
 // ID returns the container's ID.
@@ -103,6 +106,7 @@ func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
 		return nil, err
 	}
 	c.adoptIfAllowed(ctx)
+	c.finishAutoRemove(ctx)
 	return c, nil
 }
 
@@ -187,6 +191,19 @@ func (c *Container) examine() restore.Result {
 // when the shim is gone it reads the exit record, and without one it says
 // the status is unknown and why.
 func (c *Container) State(ctx context.Context) (*State, error) {
+	st, err := c.state(ctx)
+	if st != nil && c.rec != nil {
+		st.AutoRemove = c.rec.AutoRemove
+	}
+	return st, err
+}
+
+func (c *Container) state(ctx context.Context) (*State, error) {
+	if c.removed != nil {
+		st := c.stopped(c.removed)
+		st.Pid, st.Removed = c.removed.Pid, true
+		return st, nil
+	}
 	if c.rec == nil {
 		reason, remedy := c.recordProblem()
 		return &State{ID: c.id, Status: StatusUnknown, Reason: reason, Remedy: remedy}, nil
@@ -365,6 +382,9 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 			return nil, c.wrap("wait", err)
 		}
 	}
+	if c.removed != nil {
+		return c.removedExit(exec)
+	}
 	files := c.proc(exec)
 	if exit, err := files.ReadExit(); err == nil {
 		return fromStoreExit(exit), nil // the shim marks the process stopped under the same lock it writes this with
@@ -373,6 +393,9 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		// A live shim is asked, not the record: it answers only once the
 		// record is durable and its own state says stopped.
 		_, serr := c.checkShim()
+		if ok, err := c.st.Exists(); err == nil && !ok {
+			return c.removedExit(exec) // removed while we waited (auto-remove, or a delete)
+		}
 		if shimGone(serr) {
 			if c.settle(ctx) {
 				continue // a shim serves it now, or another manager finished with it
@@ -484,6 +507,12 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 	}
 	if errors.Is(err, ErrVersion) {
 		return true, c.refuseNewer(err) // a newer shim: never killed for its version
+	}
+	if ok, xerr := c.st.Exists(); xerr == nil && !ok {
+		// Removed meanwhile (its shim's auto-remove, or another
+		// manager): the shim is on its way out.
+		sid.WaitExit(10 * time.Second)
+		return true, nil
 	}
 	broken := errors.Is(err, ErrUnresponsive) || c.rec == nil
 	if !force || !broken {
