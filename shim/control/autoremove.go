@@ -2,6 +2,10 @@ package control
 
 import (
 	"context"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tether-run/tether/shimapi"
@@ -49,6 +53,7 @@ func (s *Server) AutoRemove(ctx context.Context) {
 	if _, err := s.core.Wait(ctx, ""); err != nil {
 		return
 	}
+	crashPoint("shim-before-auto-remove") // recovery tests only
 	s.drain(answerTimeout)
 	if err := s.core.Delete(context.WithoutCancel(ctx), true); err != nil {
 		s.log.WithError(err).Error("auto-remove failed: the container stays, stopped")
@@ -67,4 +72,15 @@ func (s *Server) stopAccepting() {
 		s.ln.Close()
 	}
 	s.lnMu.Unlock()
+}
+
+// crashPoint kills the shim with SIGKILL when TETHER_CRASH_POINT (a
+// comma-separated list, inherited from the manager that started the shim)
+// names this point, as the core's and the manager's crash points do. It
+// exists for the recovery tests and does nothing otherwise.
+func crashPoint(name string) {
+	if slices.Contains(strings.Split(os.Getenv("TETHER_CRASH_POINT"), ","), name) {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {}
+	}
 }
