@@ -178,9 +178,6 @@ func run(ctx context.Context, st *store.Folder, adopt bool, ready *os.File, log 
 	} else {
 		pid, err = core.Create(ctx)
 	}
-	if err == nil && core.Record().AutoRemove {
-		go srv.AutoRemove(ctx) // before the ready message: an init that exits at once is removed too
-	}
 	msg := shimapi.NewReady(pid, err)
 	msg.AutoRemove = err == nil && core.Record().AutoRemove
 	sendReady(ready, msg)

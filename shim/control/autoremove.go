@@ -48,7 +48,8 @@ func (s *Server) drain(d time.Duration) {
 // journals deleted), lets the requests that came meanwhile finish, and
 // closes the server, so the shim exits. If the delete fails the shim
 // serves on and the container stays, stopped, for a manager's delete. It
-// returns at once when ctx ends first.
+// returns at once when ctx ends first. Serve runs it; it waits for the
+// core's Create, Adopt or in-place upgrade to be done first.
 func (s *Server) AutoRemove(ctx context.Context) {
 	if _, err := s.core.Wait(ctx, ""); err != nil {
 		return

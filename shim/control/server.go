@@ -77,13 +77,18 @@ func (s *Server) Listen() error {
 
 // Serve accepts connections until ctx is done or Close; each connection
 // gets its own goroutine, so no client, however slow, holds up another or
-// the reaping of the container, which never waits on a connection.
+// the reaping of the container, which never waits on a connection. When
+// the container's record asks for auto-remove, the server removes the
+// container once it has exited (AutoRemove) and closes.
 func (s *Server) Serve(ctx context.Context) {
 	s.lnMu.Lock()
 	ln := s.ln
 	s.ctx = ctx
 	s.lnMu.Unlock()
 	context.AfterFunc(ctx, s.Close)
+	if s.core.Record().AutoRemove {
+		go s.AutoRemove(ctx)
+	}
 	s.acceptLoop(ctx, ln)
 }
 
