@@ -144,7 +144,9 @@ func checkpointCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			done := busy(g.stderr, "checkpointing "+args[0])
 			dir, err := c.Checkpoint(cmd.Context(), runtime.CheckpointOpts{ImagePath: image, LeaveRunning: leave})
+			done()
 			if err != nil {
 				return err
 			}
@@ -175,7 +177,9 @@ func restoreCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			done := busy(g.stderr, "restoring "+args[0])
 			_, err = m.Restore(cmd.Context(), args[0], image, runtime.RestoreOpts{Bundle: bundleDir})
+			done()
 			return err
 		},
 	}
