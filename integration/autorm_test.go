@@ -248,9 +248,12 @@ func TestAutoRemoveAdopted(t *testing.T) {
 	})
 }
 
-// TestAutoRemoveRefusals: a shim binary that predates auto-remove would
-// ignore it: create is refused in one line and leaves nothing. Bad uses of
-// --rm are one line with exit 2.
+// TestAutoRemoveRefusals: bad uses of --rm are one line with exit 2 and
+// make nothing. A checkpoint that would end a --rm container while what a
+// restore needs is in its folder (a bundle tether wrote there, or the
+// image folder) is refused in one line before CRIU is asked, and the
+// container runs on. (A shim binary that predates auto-remove is refused
+// by TestVersionSkew.)
 func TestAutoRemoveRefusals(t *testing.T) {
 	testutil.EachRuntime(t, func(t *testing.T, e *testutil.Env) {
 		for _, args := range [][]string{
@@ -262,6 +265,25 @@ func TestAutoRemoveRefusals(t *testing.T) {
 				t.Errorf("tether %v: exit %d; want 2", args, r.Code)
 			}
 			coreOneLine(t, r, "rm")
+		}
+		coreAssertNothingLeft(t, e)
+
+		rmRun(t, e, "rmck", 0)
+		coreOneLine(t, e.Tether("checkpoint", "rmck"), "rmck", "bundle", "--rm")
+		b := e.Bundle(rmGated(0)...)
+		e.MustTether("run", "-d", "--rm", "--bundle", b, "rmck2")
+		coreOneLine(t, e.Tether("checkpoint", "--image-path", filepath.Join(e.Root, "rmck2", "images"), "rmck2"), "rmck2", "image folder", "--rm")
+		for _, id := range []string{"rmck", "rmck2"} {
+			if st, _ := coreState(t, e, id); st.Status != runtime.StatusRunning {
+				t.Errorf("%s after the refused checkpoint: %+v; want it running on", id, st)
+			}
+			if _, err := os.Stat(filepath.Join(e.Root, ".checkpoints", id)); !os.IsNotExist(err) {
+				t.Errorf("%s: image folder made by a refused checkpoint: %v", id, err)
+			}
+			e.MustTether("delete", "--force", id)
+		}
+		if _, err := os.Stat(filepath.Join(e.Root, "rmck2", "images")); !os.IsNotExist(err) {
+			t.Errorf("image folder made by a refused checkpoint: %v", err)
 		}
 		coreAssertNothingLeft(t, e)
 	})

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tether-run/tether/internal/restore"
@@ -142,4 +144,27 @@ func (c *Container) removedExit(exec string) (*ExitRecord, error) {
 		what = fmt.Sprintf("exec %q of container %s", exec, c.id)
 	}
 	return nil, withRemedy(RemedyListIDs, c.id, fmt.Errorf("wait: %s: %w: it was removed", what, ErrNotFound))
+}
+
+// checkpointOutlives refuses a checkpoint that ends an auto-remove
+// container (no leaveRunning) while what a restore needs lies in the
+// container's folder, which the removal deletes: the image folder, or a
+// bundle written there. Nothing is done then.
+func (c *Container) checkpointOutlives(images string, leaveRunning bool) error {
+	if !c.rec.AutoRemove || leaveRunning {
+		return nil
+	}
+	switch {
+	case within(c.st.Dir(), images):
+		return fmt.Errorf("checkpoint %s: %w: the image folder %s is inside the container's folder, which is removed (--rm) once the checkpoint ends the container: give an image folder outside it, or keep it running", c.id, ErrInvalid, images)
+	case within(c.st.Dir(), c.rec.Bundle):
+		return fmt.Errorf("checkpoint %s: %w: its bundle is inside its folder, which is removed (--rm) once the checkpoint ends the container, so a restore would have no bundle: keep it running, or run it from a bundle folder of its own", c.id, ErrInvalid)
+	}
+	return nil
+}
+
+// within reports whether path is dir or lies under it.
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
