@@ -146,6 +146,12 @@ func (c *Container) removedExit(exec string) (*ExitRecord, error) {
 	return nil, withRemedy(RemedyListIDs, c.id, fmt.Errorf("wait: %s: %w: it was removed", what, ErrNotFound))
 }
 
+// removedError is what an operation on a container this handle removed
+// gets: it is gone.
+func (c *Container) removedError() error {
+	return withRemedy(RemedyListIDs, c.id, fmt.Errorf("container %s: %w: it had exited and was removed (auto-remove)", c.id, ErrNotFound))
+}
+
 // checkpointOutlives refuses a checkpoint that ends an auto-remove
 // container (no leaveRunning) while what a restore needs lies in the
 // container's folder, which the removal deletes: the image folder, or a

@@ -72,6 +72,9 @@ type Log struct {
 // Log returns the log of init ("") or of exec'd process exec. A bad exec
 // ID gives ErrInvalid; a log that does not exist is not an error here.
 func (c *Container) Log(exec string) (*Log, error) {
+	if c.removed != nil {
+		return nil, c.removedError()
+	}
 	p := c.st.Init()
 	if exec != "" {
 		if err := ids.ValidID(exec); err != nil {
@@ -374,6 +377,9 @@ func (c *Container) Wait(ctx context.Context) (*ExitRecord, error) {
 
 // WaitExec is Wait for the exec'd process exec ("" for init).
 func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, error) {
+	if c.removed != nil {
+		return c.removedExit(exec)
+	}
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
@@ -381,9 +387,6 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		if err := ids.ValidID(exec); err != nil {
 			return nil, c.wrap("wait", err)
 		}
-	}
-	if c.removed != nil {
-		return c.removedExit(exec)
 	}
 	files := c.proc(exec)
 	if exit, err := files.ReadExit(); err == nil {
@@ -644,8 +647,12 @@ func (c *Container) recordProblem() (string, Remedy) {
 	return r.Reason, RemedyNone
 }
 
-// usable refuses operations on a container whose record is unreadable.
+// usable refuses operations on a container whose record is unreadable,
+// or that this handle found ended and removed (auto-remove).
 func (c *Container) usable() error {
+	if c.removed != nil {
+		return c.removedError()
+	}
 	if c.rec == nil {
 		return withRemedy(corruptRemedy(c.err), c.id, fmt.Errorf("container %s is unusable (%w)", c.id, c.err))
 	}
