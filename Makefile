@@ -19,7 +19,7 @@ deps:
 # Static binaries (CGO_ENABLED=0): no libc or dynamic loader mapped into
 # every shim, 1.5 MiB less RSS each (README, "Shim memory").
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/containerd-shim-tether-v1 ./cmd/tether-conmon
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X github.com/tether-run/tether/shim/control.buildVersion=$(VERSION)' -o $(BIN)/ ./cmd/tether ./cmd/tether-shim ./cmd/containerd-shim-tether-v1 ./cmd/tether-conmon
 
 # demo: a container's whole life on the embedded busybox bundle.
 demo: deps build

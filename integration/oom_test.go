@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ func oomCheck(t *testing.T, e *testutil.Env, id string) {
 	}
 	if len(list) != 1 || list[0].ID != id || !list[0].OOMKilled || list[0].OOMKills != 1 {
 		t.Errorf("list --format json does not show the OOM kill: %s", out)
+	}
+	if out := e.MustTether("list"); !strings.Contains(out, " 137 (oom) ") {
+		t.Errorf("list's table does not show the OOM kill in EXIT: %q", out)
 	}
 }
 

@@ -63,7 +63,7 @@ func TestVersionSkew(t *testing.T) {
 	}
 	b := e.Bundle("sh", "-c", "echo from-old; trap 'exit 3' TERM; sleep 1000 & wait")
 	oldTether("run", "-d", "--bundle", b, "skew")
-	oldTether("run", "-d", "--bundle", b, "skew2")
+	oldTether("run", "-d", "--bundle", e.SameBundle(b), "skew2") // a cgroup of its own
 	oldShim := rcvShimOf(t, e, "skew")
 
 	// state, through the CLI and the Go API
@@ -115,6 +115,22 @@ func TestVersionSkew(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.MustTether("state", "skew2")), &st); err != nil || st.Status != runtime.StatusRunning {
 		t.Fatalf("state after resuming an old shim's container: %+v, %v", st, err)
 	}
+	// upgrade in place: the old shim has no upgrade operation, so it is
+	// refused with the fix, and the old shim serves on
+	uc, err := e.NewManager().Load(ctx, "skew2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uc.Upgrade(ctx, filepath.Join(e.Bin, "tether-shim")); !errors.Is(err, runtime.ErrNotUpgradable) ||
+		!strings.Contains(err.Error(), "predates in-place upgrades") || !strings.Contains(err.Error(), "restart the container") {
+		t.Errorf("upgrade of an old shim: %v, want ErrNotUpgradable saying to restart the container", err)
+	}
+	if err := json.Unmarshal([]byte(e.MustTether("state", "skew2")), &st); err != nil || st.Status != runtime.StatusRunning || st.ShimPid != rcvShimOf(t, e, "skew2") {
+		t.Fatalf("state after a refused upgrade of an old shim: %+v, %v", st, err)
+	}
+	// and the other way: the old binary as the new one refuses today's
+	// handoff (it has no check mode), so today's shim serves on
+	skewRefusedTarget(t, e, filepath.Join(old, "tether-shim"))
 	// kill and wait: the true status
 	e.MustTether("kill", "skew")
 	if r := e.Tether("wait", "skew"); r.Code != 3 {
@@ -151,6 +167,31 @@ func TestVersionSkew(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "the refused create's shim gone", func() bool { return len(testutil.ShimPids(e.Root)) == 0 })
 	if list := coreRuntimeList(t, e); len(list) != 0 {
 		t.Errorf("runc still knows %v after the refused create", list)
+	}
+}
+
+// skewRefusedTarget upgrades a container of today's shim to the binary
+// old, which cannot read the handoff: the error says so and today's shim
+// serves on.
+func skewRefusedTarget(t *testing.T, e *testutil.Env, old string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := e.Manager().Create(ctx, "skew3", e.Bundle("sleep", "1000"), runtime.CreateOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(ctx, true)
+	before := rcvShimOf(t, e, "skew3")
+	_, err = c.Upgrade(ctx, old)
+	if err == nil || !strings.Contains(err.Error(), `refused the handoff`) || !strings.Contains(err.Error(), "flag provided but not defined: -handoff") {
+		t.Errorf("upgrade to the old binary: %v, want its refusal of the handoff", err)
+	}
+	st, err := c.State(ctx)
+	if err != nil || st.Status != runtime.StatusCreated || st.ShimPid != before {
+		t.Errorf("after the refused upgrade: %+v, %v; want today's shim (pid %d) serving", st, err, before)
+	}
+	if err := c.Delete(ctx, true); err != nil {
+		t.Errorf("delete after the refused upgrade: %v", err)
 	}
 }
 

@@ -254,6 +254,9 @@ const waitRetry = time.Second
 // it still runs, and watched again if so.
 func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener) {
 	defer unix.Close(fd)
+	p.mu.Lock()
+	p.pidfd = fd // an upgrade hands it over (handoff.go)
+	p.mu.Unlock()
 	wait := s.waitFd
 	if wait == nil {
 		wait = proc.WaitFd
@@ -278,6 +281,10 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener) {
 	if r := p.killedBy(); r != "" && reason == "" {
 		reason = r
 	}
+	// An upgrade under way has handed this process over: the new image
+	// records its exit, and this goroutine ends with the old image.
+	s.frz.gate.RLock()
+	defer s.frz.gate.RUnlock()
 	s.record(p, e, reason)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/tether-run/tether/internal/unixsock"
 	"github.com/tether-run/tether/oci"
 	"github.com/tether-run/tether/store"
+	"golang.org/x/sys/unix"
 )
 
 // consoleTimeout bounds the wait for the runtime to send the pty master.
@@ -69,9 +70,15 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 		if r.err != nil {
 			return r.err
 		}
-		pio.setConsole(r.c)
+		rw, err := pollable(r.c)
+		if err != nil {
+			r.c.Close()
+			return err
+		}
+		pio.setConsole(r.c, rw)
 		if src != nil {
-			go copyStdin(nopCloser{r.c}, src)
+			pio.fed = true
+			go copyStdin(nopCloser{rw}, src)
 		}
 		return nil
 	case <-time.After(consoleTimeout):
@@ -81,6 +88,47 @@ func (s *Shim) withIO(ctx context.Context, pio *procIO, terminal, stdin bool, sr
 		abandon()
 		return ctx.Err()
 	}
+}
+
+// pollable returns a dup of the pty master c, made non-blocking so that
+// Go's poller serves it: all reading and writing of the master goes
+// through it, and a read deadline can stop its draining at a chunk
+// boundary for an upgrade (see handoff.go). The console c itself (whose
+// file stays a plain one: its Fd calls change no flags) serves resizes.
+// It is closed on exec.
+func pollable(c console.Console) (*os.File, error) {
+	dup, err := unix.FcntlInt(c.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	if err := unix.SetNonblock(dup, true); err != nil {
+		unix.Close(dup)
+		return nil, fmt.Errorf("pty master: %w", err)
+	}
+	return os.NewFile(uintptr(dup), "pty-master"), nil
+}
+
+// consoleFromFd takes a pty master fd handed over by the previous image
+// of the shim: the console is made while the fd is blocking, then its
+// pollable copy.
+func consoleFromFd(fd int) (console.Console, *os.File, error) {
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("pty master: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pty-master")
+	con, err := console.ConsoleFromFile(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	rw, err := pollable(con)
+	if err != nil {
+		con.Close()
+		return nil, nil, err
+	}
+	return con, rw, nil
 }
 
 // withPipes is withIO without a terminal: pipes, drained into the log.
@@ -97,6 +145,7 @@ func (s *Shim) withPipes(pio *procIO, stdin bool, src io.Reader, fn func(*stdioF
 	}
 	if src != nil {
 		pio.mu.Lock()
+		pio.fed = true
 		w := pio.stdin
 		pio.stdin = nil // the copy owns it now and closes it at the end
 		pio.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -182,6 +183,7 @@ func (fl *Follower) Close() { fl.fan.remove(fl) }
 // into, its live followers, its stdin and, with a terminal, its pty master.
 type procIO struct {
 	log     *crilog.Writer // nil: no log file (IO.NoLog)
+	logPath string         // IO.LogPath: "" for the store's
 	fan     fanout
 	copies  sync.WaitGroup
 	mu      sync.Mutex
@@ -195,6 +197,20 @@ type procIO struct {
 	// one whose write fails is dropped and reported to sinkWarn.
 	stdout, stderr io.Writer
 	sinkWarn       func(error)
+	// outs are the read ends being drained (pipes, or a pollable copy of
+	// the pty master), kept so an upgrade can stop the draining at a clean
+	// boundary and hand them over (see handoff.go). fed: a front end's
+	// input source (IO.Stdin) owns stdin. frozen: an upgrade stopped the
+	// draining; input waits for the new image.
+	outs   []*outEnd
+	fed    bool
+	frozen bool
+}
+
+// outEnd is one output stream being drained.
+type outEnd struct {
+	stream crilog.Stream
+	f      *os.File
 }
 
 // errIOClosed answers input and resizes sent after the process's IO was
@@ -262,14 +278,28 @@ func growPipe(f *os.File) {
 	rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
 }
 
-// drain copies r into the log until EOF, then closes r.
-func (pio *procIO) drain(s crilog.Stream, r io.ReadCloser) {
+// drain copies r into the log until EOF, then closes r. An upgrade may
+// stop it first (freezeOutput): r then stays open, to be handed over.
+func (pio *procIO) drain(s crilog.Stream, r *os.File) {
+	e := &outEnd{stream: s, f: r}
+	pio.mu.Lock()
+	pio.outs = append(pio.outs, e)
+	pio.mu.Unlock()
 	pio.copies.Add(1)
-	go func() {
-		defer pio.copies.Done()
-		defer r.Close()
-		pio.copyOut(s, eioAsEOF{r})
-	}()
+	go pio.runCopy(e)
+}
+
+// runCopy drains one stream; see drain.
+func (pio *procIO) runCopy(e *outEnd) {
+	defer pio.copies.Done()
+	pio.copyOut(e.stream, eioAsEOF{e.f})
+	pio.mu.Lock()
+	defer pio.mu.Unlock()
+	if pio.frozen {
+		return // stopped for an upgrade: the read end is handed over
+	}
+	pio.outs = slices.DeleteFunc(pio.outs, func(x *outEnd) bool { return x == e })
+	e.f.Close()
 }
 
 // copyOut drains r into the log, the sinks and the followers.
@@ -296,9 +326,15 @@ func (pio *procIO) copyOut(s crilog.Stream, r io.Reader) {
 	} else {
 		err = copyTee(s, r, tee)
 	}
-	if err != nil && pio.warn != nil {
+	if err != nil && pio.warn != nil && !(errors.Is(err, os.ErrDeadlineExceeded) && pio.isFrozen()) {
 		pio.warn(err)
 	}
+}
+
+func (pio *procIO) isFrozen() bool {
+	pio.mu.Lock()
+	defer pio.mu.Unlock()
+	return pio.frozen
 }
 
 // copyTee reads r to its end, handing each chunk to tee (no log file).
@@ -319,17 +355,15 @@ func copyTee(s crilog.Stream, r io.Reader, tee func(crilog.Stream, []byte)) erro
 }
 
 // setConsole takes the pty master: output is drained like stdout, input
-// goes to it.
-func (pio *procIO) setConsole(c console.Console) {
+// goes to it. Both go through rw, a pollable copy of the master (see
+// pollableConsole), so that an upgrade can stop the draining; the console
+// itself serves resizes.
+func (pio *procIO) setConsole(c console.Console, rw *os.File) {
 	pio.mu.Lock()
 	pio.console = c
-	pio.stdin = c
+	pio.stdin = rw
 	pio.mu.Unlock()
-	pio.copies.Add(1)
-	go func() {
-		defer pio.copies.Done()
-		pio.copyOut(crilog.Stdout, eioAsEOF{c})
-	}()
+	pio.drain(crilog.Stdout, rw)
 }
 
 // eioAsEOF ends a pty read cleanly: reading a master whose slave side has
@@ -382,8 +416,13 @@ func (pio *procIO) closeStdin() error {
 	if pio.closed {
 		return nil // nothing reads it any more
 	}
+	if pio.frozen {
+		// The new image holds a dup of the pipe: closing ours would not
+		// end the input. Input itself still flows (the pipe is handed over).
+		return errUpgrading
+	}
 	if pio.console != nil {
-		_, err := pio.console.Write([]byte{4})
+		_, err := pio.stdin.Write([]byte{4})
 		return err
 	}
 	if pio.stdin == nil {

@@ -50,6 +50,7 @@ type process struct {
 	exit   *store.ExitRecord
 	killed string        // why the shim killed it, if it did
 	failed error         // why an exec'd process never started (dropExec)
+	pidfd  int           // adopted: the pidfd its watcher polls (0: none)
 	done   chan struct{} // closed once exit is durable, or the start failed
 }
 

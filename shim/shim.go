@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -154,6 +155,9 @@ type Shim struct {
 	begun    bool            // Create or Adopt was called
 	cg       *cgroups.Cgroup // init's cgroups, nil when they could not be found
 	oomTold  uint64          // the OOM kill count the last EventOOM carried
+
+	frz      freezer      // an upgrade's hold on the core (handoff.go)
+	stopping atomic.Int32 // stops under way (Stop goes on after its caller left)
 }
 
 // New prepares the core for the container in opts.Store: it lowers its
@@ -244,11 +248,11 @@ func (s *Shim) Create(ctx context.Context) (int, error) {
 
 // started marks the container usable and starts the services that need it.
 func (s *Shim) started() {
+	s.runDispatch()
 	close(s.created)
 	if !s.opts.NoFolderWatch {
 		s.watchFolder(s.ctx)
 	}
-	go s.dispatch(s.ctx, s.sub)
 	go s.watchOOM(s.ctx)
 }
 
@@ -336,7 +340,7 @@ func (s *Shim) openIO(p store.Proc, io IO) (*procIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open output log: %w", err)
 	}
-	pio.log = log
+	pio.log, pio.logPath = log, io.LogPath
 	return pio, nil
 }
 
@@ -378,33 +382,56 @@ func (s *Shim) trackPid(p *process, pid int, since time.Time) error {
 	defer s.mu.Unlock()
 	if e, ok := s.stash[pid]; ok && !e.Timestamp.Before(since) {
 		delete(s.stash, pid)
-		go s.finish(p, e)
+		s.frz.finishing.Add(1)
+		go func() {
+			defer s.frz.finishing.Done()
+			s.finish(p, e)
+		}()
 		return nil
 	}
 	s.byPid[pid] = p
 	return nil
 }
 
-// dispatch is the one consumer of the reaper's exits in the shim.
+// dispatch is the one consumer of the reaper's exits in the shim. It
+// returns when ctx ends: then the subscription is closed, unless the core
+// goes on (an upgrade stopped dispatch only; see freeze).
 func (s *Shim) dispatch(ctx context.Context, sub *reaper.Subscription) {
-	defer sub.Close()
 	for {
 		e, err := sub.Next(ctx)
 		if err != nil {
+			if s.ctx.Err() != nil {
+				sub.Close()
+			}
 			return
 		}
-		s.mu.Lock()
-		p, ok := s.byPid[e.Pid]
-		if ok {
-			delete(s.byPid, e.Pid)
-		} else {
-			s.stashExit(e)
-		}
-		s.mu.Unlock()
-		if ok {
-			go s.finish(p, e)
-		}
+		s.dispatchExit(e)
 	}
+}
+
+// dispatchExit hands an exit to the process it belongs to, or stashes it.
+func (s *Shim) dispatchExit(e reaper.Exit) {
+	s.mu.Lock()
+	p, ok := s.byPid[e.Pid]
+	if ok {
+		delete(s.byPid, e.Pid)
+	} else {
+		s.stashExit(e)
+	}
+	s.mu.Unlock()
+	if ok {
+		s.goFinish(p, e)
+	}
+}
+
+// goFinish records an exit on its own goroutine, counted so that an
+// upgrade waits for every exit already reaped to be recorded.
+func (s *Shim) goFinish(p *process, e reaper.Exit) {
+	s.frz.finishing.Add(1)
+	go func() {
+		defer s.frz.finishing.Done()
+		s.finish(p, e)
+	}()
 }
 
 // stashExit keeps an unclaimed exit for a while; s.mu is held.

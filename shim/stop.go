@@ -52,7 +52,9 @@ func (s *Shim) Stop(ctx context.Context, sig syscall.Signal, grace time.Duration
 		err  error
 	}
 	done := make(chan result, 1)
+	s.stopping.Add(1) // an upgrade now would cut the stop short
 	go func() {
+		defer s.stopping.Add(-1)
 		exit, err := s.stop(s.ctx, sig, max(grace, 0))
 		done <- result{exit, err}
 	}()

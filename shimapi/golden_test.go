@@ -28,6 +28,8 @@ func TestGoldenFrames(t *testing.T) {
 				"req-wait.json":   WaitReq{Exec: "e1"},
 				"req-delete.json": DeleteReq{Force: true},
 				"req-resize.json": ResizeReq{Width: 120, Height: 40},
+				// added within version 1 (in-place upgrade)
+				"req-upgrade.json": UpgradeReq{Binary: "/usr/local/bin/tether-shim"},
 				// added to version 1 later: older shims answer "unknown
 				// operation" (CodeInvalid), see OpMetrics
 				"req-metrics.json": MetricsReq{},
@@ -53,6 +55,12 @@ func TestGoldenFrames(t *testing.T) {
 			goldenJSON(t, filepath.Join(dir, "resp-wait.json"), &w)
 			if w.Err(1) != nil || w.Exit == nil || w.Exit.Status != 137 || w.Exit.Reason == "" {
 				t.Errorf("wait reply: %+v", w.Exit)
+			}
+			var u Response
+			goldenJSON(t, filepath.Join(dir, "resp-upgrade.json"), &u)
+			if u.Err(1) != nil || u.Upgrade == nil || u.Upgrade.Pid != 4242 || u.Upgrade.To.Version != "v0.3-13-gdef5678" ||
+				u.Upgrade.From.Binary != "/usr/local/bin/tether-shim (deleted)" {
+				t.Errorf("upgrade reply: %+v", u.Upgrade)
 			}
 			goldenV1Additions(t, dir)
 			var e Response

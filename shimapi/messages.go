@@ -3,6 +3,7 @@ package shimapi
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,6 +26,9 @@ const (
 	OpPause      = "pause"
 	OpResume     = "resume"
 	OpStats      = "stats"
+	// OpUpgrade (added within version 1: a shim that predates it answers
+	// "unknown operation", which a manager reports as not upgradable).
+	OpUpgrade = "upgrade"
 	// OpMetrics and OpUpdate were added to protocol version 1 without a
 	// new version: a shim built before them answers "unknown operation"
 	// (CodeInvalid), which clients report as such.
@@ -96,6 +100,15 @@ type ResumeReq struct{}
 // StatsReq asks for the shim's own resource use (Stats); answered even
 // during create.
 type StatsReq struct{}
+
+// UpgradeReq asks the shim to execve Binary in place, handing the
+// container over (see shim.Freeze). The answer, Response.Upgrade, comes
+// from the new binary once it serves; a refusal comes from the old one,
+// which goes on serving.
+type UpgradeReq struct{ Binary string }
+
+func (UpgradeReq) Op() string        { return OpUpgrade }
+func (m UpgradeReq) fill(r *Request) { r.Binary = m.Binary }
 
 // MetricsReq asks for the container's resource use and limits, read from
 // its cgroups (Response.Metrics).
@@ -189,6 +202,7 @@ type Request struct {
 	Attach   bool           `json:"attach,omitempty"`
 	Width    uint16         `json:"width,omitempty"`
 	Height   uint16         `json:"height,omitempty"`
+	Binary   string         `json:"binary,omitempty"`
 	// Resources is UpdateReq's.
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
 	// stop and checkpoint (issue 13)
@@ -253,6 +267,11 @@ func (r *Request) Message() (Message, error) {
 		return ResumeReq{}, nil
 	case OpStats:
 		return StatsReq{}, nil
+	case OpUpgrade:
+		if !strings.HasPrefix(r.Binary, "/") {
+			return nil, fmt.Errorf("%w: upgrade needs the new shim binary's absolute path, got %q", errdefs.ErrInvalid, r.Binary)
+		}
+		return UpgradeReq{Binary: r.Binary}, nil
 	case OpMetrics:
 		return MetricsReq{}, nil
 	case OpPids:
@@ -296,6 +315,23 @@ type Response struct {
 	// Pids answers PidsReq (host pids; empty when the container has no
 	// process left).
 	Pids []int `json:"pids,omitempty"`
+	// Upgrade answers OpUpgrade: the binary before and after.
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+}
+
+// Upgrade says which shim binary served before an in-place upgrade and
+// which serves now, in the same process.
+type Upgrade struct {
+	Pid  int   `json:"pid"`
+	From Build `json:"from"`
+	To   Build `json:"to"`
+}
+
+// Build names a shim binary: its path and its version (the VCS revision
+// it was built from, "-dirty" when modified; "unknown" when not stamped).
+type Build struct {
+	Binary  string `json:"binary"`
+	Version string `json:"version"`
 }
 
 // Status values of a container or process on the wire.

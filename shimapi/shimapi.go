@@ -158,4 +158,10 @@ const (
 	ActionAdopt = "adopt"       // start helper: adopt an orphan
 	ServeCreate = "serve"       // the shim proper, creating
 	ServeAdopt  = "serve-adopt" // the shim proper, adopting
+	// CheckHandoff is the check mode of an in-place upgrade: "tether-shim
+	// check-handoff --root R --id ID --handoff PATH" exits 0 when this
+	// binary can take the container over from the handoff at PATH, and
+	// otherwise prints why and exits 1. The old shim runs it before it
+	// execs the new binary as "serve ... --handoff PATH".
+	CheckHandoff = "check-handoff"
 )

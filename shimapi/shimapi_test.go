@@ -118,6 +118,9 @@ func TestRequestValidate(t *testing.T) {
 		{"signal 65", Request{Version: Version, Op: OpKill, Signal: 65}, errdefs.ErrInvalid},
 		{"signal 9", Request{Version: Version, Op: OpKill, Signal: 9}, nil},
 		{"exec without process", Request{Version: Version, Op: OpExec, Exec: "e"}, errdefs.ErrInvalid},
+		{"upgrade", Request{Version: Version, Op: OpUpgrade, Binary: "/usr/bin/tether-shim"}, nil},
+		{"upgrade without binary", Request{Version: Version, Op: OpUpgrade}, errdefs.ErrInvalid},
+		{"upgrade to a relative path", Request{Version: Version, Op: OpUpgrade, Binary: "bin/tether-shim"}, errdefs.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.req.Validate()

@@ -53,6 +53,7 @@ func main() {
 	id := fs.String("id", "", "container ID")
 	debugLog := fs.Bool("debug", false, "log at debug level")
 	lockFD := fs.Int("lock-fd", 0, "container folder lock held until ready")
+	handoff := fs.String("handoff", "", "take the container over from this handoff (in-place upgrade)")
 	fs.Parse(os.Args[2:])
 	if *root == "" || ids.ValidID(*id) != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
@@ -65,7 +66,13 @@ func main() {
 	case shimapi.ActionAdopt:
 		err = startDaemon(*root, *id, shimapi.ServeAdopt, *lockFD, os.Args[2:])
 	case shimapi.ServeCreate, shimapi.ServeAdopt:
+		if *handoff != "" {
+			err = serveUpgraded(*root, *id, *debugLog, *handoff)
+			break
+		}
 		err = serve(*root, *id, *debugLog, *lockFD, os.Args[1] == shimapi.ServeAdopt)
+	case shimapi.CheckHandoff:
+		err = checkHandoff(*root, *id, *handoff)
 	default:
 		err = fmt.Errorf("unknown action %q: use start or adopt", os.Args[1])
 	}
@@ -123,18 +130,7 @@ func closeStrayFds() {
 }
 
 func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
-	tuneRuntime() // memory first: see tune.go
-	// Ignored outright (SIG_IGN, so the kernel drops them): os/signal
-	// would cost three threads for good (see reaper.Monitor.Run). The
-	// runtimes reset dispositions for the container's processes.
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
-	logger := logrus.New()
-	logger.SetOutput(os.Stderr) // the shim log, set up by the start helper
-	logger.SetFormatter(&logrus.JSONFormatter{})
-	if debugLog {
-		logger.SetLevel(logrus.DebugLevel)
-	}
-	log := logger.WithFields(logrus.Fields{"id": id, "shim_pid": os.Getpid()})
+	log := setUp(id, debugLog)
 	ready := os.NewFile(3, "ready")
 	syscall.CloseOnExec(3)
 	var relayed chan struct{}
@@ -150,6 +146,23 @@ func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 		log.WithError(err).Error("shim failed")
 	}
 	return err
+}
+
+// setUp tunes the Go runtime, ignores the signals the shim ignores and
+// makes its logger.
+func setUp(id string, debugLog bool) *logrus.Entry {
+	tuneRuntime() // memory first: see tune.go
+	// Ignored outright (SIG_IGN, so the kernel drops them): os/signal
+	// would cost three threads for good (see reaper.Monitor.Run). The
+	// runtimes reset dispositions for the container's processes.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
+	logger := logrus.New()
+	logger.SetOutput(os.Stderr) // the shim log, set up by the start helper
+	logger.SetFormatter(&logrus.JSONFormatter{})
+	if debugLog {
+		logger.SetLevel(logrus.DebugLevel)
+	}
+	return logger.WithFields(logrus.Fields{"id": id, "shim_pid": os.Getpid()})
 }
 
 // run is tether's shim: the core with the control socket as its front

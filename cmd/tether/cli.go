@@ -51,6 +51,7 @@ func commandList(g *globals) []*cobra.Command {
 		pauseCmd(g),
 		resumeCmd(g),
 		stopCmd(g),
+		upgradeCmd(g),
 		deleteCmd(g),
 		eventsCmd(g),
 		checkpointCmd(g),

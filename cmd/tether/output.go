@@ -167,6 +167,9 @@ func printTable(w io.Writer, states []*runtime.State) {
 		exit, created := "-", "-"
 		if st.ExitStatus != nil {
 			exit = fmt.Sprint(*st.ExitStatus)
+			if st.OOMKilled {
+				exit += " (oom)" // as docker inspect's OOMKilled
+			}
 		}
 		if st.CreatedAt != nil {
 			created = st.CreatedAt.Local().Format(time.DateTime)

@@ -151,7 +151,7 @@ func streamProcess(ctx context.Context, s session, stream *runtime.Stream) (int,
 	}
 	// Cut off (fell behind, or the shim went away): the record decides.
 	if !s.catchUp(ctx, out.n, errOut.n) {
-		fmt.Fprintf(os.Stderr, "\r\ntether: the live output was cut (this client fell behind, or the shim went away); the whole output is in the log: %s\r\n", logsCommand(s.c, s.exec))
+		fmt.Fprintf(os.Stderr, "\r\ntether: the live output was cut (this client fell behind, or the shim went away or was upgraded); the whole output is in the log: %s\r\n", logsCommand(s.c, s.exec))
 	}
 	exit, err = s.c.WaitExec(ctx, s.exec)
 	if err != nil {

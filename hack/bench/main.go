@@ -8,8 +8,10 @@
 // disk), logs (256 MiB of stdout through the shim against the same bytes
 // written to a file), memory (50 idle shims against 50 conmons), reattach
 // (a fresh manager's List with 10, 100 and 300 containers), scale (300
-// containers started, listed, deleted) and podman (`podman run -d` and the
-// idle monitor's PSS with tether-conmon against conmon).
+// containers started, listed, deleted), podman (`podman run -d` and the
+// idle monitor's PSS with tether-conmon against conmon) and upgrade (an
+// in-place shim upgrade of 20 containers one by one against a restart, and
+// of 100 with tether upgrade --all, every output byte checked).
 //
 // Everything runs in a fresh folder under /tmp with container IDs unique to
 // the run. On exit, and on SIGINT, SIGTERM or SIGHUP, every shim, init,
@@ -33,7 +35,7 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade"}
 
 func main() {
 	bin := flag.String("bin", "bin", "folder holding tether and tether-shim ('make build')")
@@ -148,6 +150,10 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	if want["podman"] && ctx.Err() == nil {
 		fmt.Fprintf(logw, "bench: podman\n")
 		rows = append(rows, b.podmanRows(ctx)...)
+	}
+	if want["upgrade"] && ctx.Err() == nil {
+		fmt.Fprintf(logw, "bench: upgrade\n")
+		rows = append(rows, b.upgradeRows(ctx)...)
 	}
 	if !(want["memory"] || want["reattach"] || want["scale"]) || ctx.Err() != nil {
 		return rows

@@ -53,6 +53,8 @@ type Server struct {
 
 	done     chan struct{}
 	doneOnce sync.Once
+
+	q quiesce // an upgrade's pause of the serving (upgrade.go)
 }
 
 // New returns a server for core, whose folder is st. log may be nil.
@@ -131,10 +133,12 @@ func (s *Server) Restore(ctx context.Context) error {
 }
 
 func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
+	s.q.loopStarted()
+	defer s.q.loopEnded()
 	for {
 		conn, err := ln.AcceptUnix()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || s.q.isPaused() {
 				return
 			}
 			s.log.WithError(err).Warn("accept")
@@ -148,6 +152,7 @@ func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 		}
 		conn.SetReadDeadline(time.Now().Add(requestTimeout))
 		s.conns.waiting(conn)
+		s.q.enter()
 		go s.handle(ctx, conn)
 	}
 }
@@ -159,6 +164,8 @@ func (s *Server) acceptLoop(ctx context.Context, ln *net.UnixListener) {
 func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 	defer s.conns.release()
 	defer conn.Close()
+	leave := sync.OnceFunc(s.q.leave)
+	defer leave()
 	if err := peerAllowed(conn); err != nil {
 		s.conns.read(conn)
 		s.log.WithError(err).Warn("refused connection")
@@ -170,7 +177,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		shimapi.WriteMessage(conn, shimapi.Fail(v, err))
 		return
 	}
-	c := &call{s: s, v: v, r: r, conn: conn}
+	c := &call{s: s, v: v, r: r, conn: conn, leave: leave}
 	resp, stream := c.run(ctx, msg)
 	if resp.Error != "" {
 		s.log.WithFields(logrus.Fields{"op": msg.Op(), "error": resp.Error}).Info("request failed")
@@ -224,6 +231,9 @@ type call struct {
 	v    int // protocol version of the request, and of the answer
 	r    *bufio.Reader
 	conn *net.UnixConn
+	// leave marks the request as no longer busy: its answer is written,
+	// or it waits for an exit or streams (an upgrade need not wait for it).
+	leave func()
 }
 
 func (c *call) ok() *shimapi.Response            { return &shimapi.Response{Version: c.v} }
@@ -262,6 +272,8 @@ func (c *call) run(ctx context.Context, msg shimapi.Message) (*shimapi.Response,
 			return c.fail(creatingHint(err)), nil
 		}
 		return c.ok(), func() { c.stream(m.Exec, fl) }
+	case shimapi.UpgradeReq:
+		return c.upgrade(ctx, m), nil // returns only if the upgrade failed
 	case shimapi.DeleteReq:
 		if err := core.Delete(ctx, m.Force); err != nil {
 			return c.fail(creatingHint(err)), nil
@@ -302,7 +314,7 @@ func (c *call) control(ctx context.Context, msg shimapi.Message) error {
 // creatingHint adds what to do to a refusal made while create runs.
 func creatingHint(err error) error {
 	if shim.Creating(err) {
-		return fmt.Errorf("%w: try again once 'tether create' has returned", err)
+		return fmt.Errorf("%w: try again once the container's create has returned", err)
 	}
 	return err
 }
@@ -313,6 +325,7 @@ func (c *call) wait(ctx context.Context, exec string) *shimapi.Response {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { c.r.ReadByte(); cancel() }()
+	c.leave() // an upgrade ends this connection: the client asks the new binary again
 	exit, err := c.s.core.Wait(ctx, exec)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -358,6 +371,7 @@ func (c *call) exec(ctx context.Context, m shimapi.ExecReq) (*shimapi.Response, 
 // and a final exit frame once the process's exit record is durable. A
 // follower that fell behind is dropped and its connection closed.
 func (c *call) stream(exec string, fl *shim.Follower) {
+	c.leave() // an upgrade cuts the stream: the client attaches again
 	go c.readInput(exec, fl)
 	if !deliver(fl, c.conn) {
 		return // dropped or gone: no exit frame after missing output
