@@ -56,6 +56,10 @@ func (s *Server) AutoRemove(ctx context.Context) {
 	}
 	crashPoint("shim-before-auto-remove") // recovery tests only
 	s.drain(answerTimeout)
+	if !s.enterOutsideUpgrade(ctx) {
+		return
+	}
+	defer s.q.leave()
 	if err := s.core.Delete(context.WithoutCancel(ctx), true); err != nil {
 		s.log.WithError(err).Error("auto-remove failed: the container stays, stopped")
 		return
@@ -64,6 +68,29 @@ func (s *Server) AutoRemove(ctx context.Context) {
 	s.stopAccepting()
 	s.drain(lastTimeout)
 	s.Close()
+}
+
+// enterOutsideUpgrade counts the removal as a request under way, so that
+// no in-place upgrade freezes the core in the middle of it (an upgrade
+// waits for requests under way); while an upgrade is under way it waits:
+// if the upgrade succeeds, this image is gone and the new one removes the
+// container, and if it is abandoned, this one does. It reports false when
+// ctx ended first.
+func (s *Server) enterOutsideUpgrade(ctx context.Context) bool {
+	for {
+		s.q.mu.Lock()
+		if !s.q.paused {
+			s.q.busy++
+			s.q.mu.Unlock()
+			return true
+		}
+		s.q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // stopAccepting closes the listener: no connection is taken from now on.
