@@ -9,7 +9,7 @@ export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all deps build demo test test-cgroup2 test-containerd2 test-podman-system test-criu-vm unit lint docs bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 test-cgroup2-ci test-containerd2 test-podman-system test-criu-vm unit lint docs bench fuzz clean
 
 all: build
 
@@ -52,6 +52,12 @@ test: deps build lint
 CGROUP2_FLAGS ?=
 test-cgroup2: deps build
 	TETHER_BIN_DIR=$(BIN) GO=$(GO) bash hack/test-cgroup2.sh $(CGROUP2_FLAGS)
+
+# test-cgroup2-ci: the suites and tests whose code differs between cgroup
+# v1 and v2 (the CI selection in hack/test-cgroup2.sh), in the same VM;
+# .ci/run runs it after make test.
+test-cgroup2-ci: deps build
+	TETHER_BIN_DIR=$(BIN) GO=$(GO) bash hack/test-cgroup2.sh -ci
 
 # bench: one table, each row against a baseline measured in the same run
 # (README, "Benchmarks"); BENCH_JSON=FILE also writes the rows as JSON,

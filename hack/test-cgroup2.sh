@@ -3,6 +3,7 @@
 # kernel, in a throwaway VM on this machine (README, "cgroup v1 and v2").
 #
 #   hack/test-cgroup2.sh [-run REGEX] [-v] [PACKAGE...]      (make test-cgroup2)
+#   hack/test-cgroup2.sh -ci                                  (make test-cgroup2-ci, .ci/run)
 #
 # 1. Installs what it needs (qemu-system-x86, busybox-static, kmod) and, once,
 #    fetches Debian's stock kernel and builds a small initramfs, cached in
@@ -52,6 +53,31 @@ declare -A FLAGS=(
 	[reaper]='-test.skip=^TestSlowSubscriber$'
 )
 
+# The CI pass (-ci): what .ci/run runs after make test, so that a change
+# breaking a cgroup v2 path fails CI within the VM's budget. It keeps the
+# suites and tests whose code differs between cgroup v1 and v2 or that use
+# a kernel feature the host's own pass cannot vary: cgroup reading and
+# limits, OOM records (memory.events), stats, update, top, the freezer
+# (pause), the v2 device filter (eBPF, many containers at once), cgroup
+# removal at delete, kill --all and adoption (the cgroup of an orphaned
+# init), the upgraded shim's cgroup, checkpoint (CRIU), and the containerd
+# and podman front ends' cgroup paths (metrics, OOM, update). Left to the
+# full pass (make test-cgroup2): the CLI's parsing and output, logs and
+# terminals, exec's error paths, recovery of records and crash points,
+# version skew and the hardening of the socket, which take no cgroup path
+# (README, "cgroup v1 and v2"). Key: package folder; value: -test.run
+# regex ('' for every test of the package).
+declare -A CI=(
+	[cgroups]=''
+	[oci]=''
+	[reaper]=''
+	[internal/cnproc]=''
+	[shim/coretest]=''
+	[conmon]=''
+	[integration]='^(TestCgroupOwnPerContainer|TestCgroupLimits|TestCgroupOOMKill|TestOOMKillRecorded|TestOOMKillWhileManagerDown|TestMetricsAndUpdate|TestStatsUpdateTopCLI|TestTop|TestOpsStop|TestOpsEventsOOM|TestOpsEventsOOMChild|TestOpsCheckpointRestore|TestExecPauseResume|TestCoreDeleteLeavesNothing|TestHardeningLoad|TestRecoveryShimKilled|TestRecoveryExitWhileNoManager|TestUpgradeUntouched|TestUpgradeAdopted|TestPodman_Isolated)$'
+	[integration/ctrd]='^(TestContainerdUpdate|TestContainerdOOM|TestContainerdCheckpoint|TestContainerdDetachedTask|TestContainerdShimKilled|TestCRIPod)$'
+)
+
 die() { echo "test-cgroup2: $*" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
@@ -68,12 +94,13 @@ test_timeout=${TETHER_VM_TEST_TIMEOUT:-25m}
 cache=${TETHER_VM_CACHE:-/var/cache/tether-vm}
 accel=${TETHER_VM_ACCEL:-tcg}
 
-run_re= verbose=
+run_re= verbose= ci=
 pkgs=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	-run) [ $# -ge 2 ] || die "-run needs a regular expression"; run_re=$2; shift 2 ;;
 	-v) verbose=1; shift ;;
+	-ci) ci=1; shift ;;
 	-h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown flag $1; usage: hack/test-cgroup2.sh [-run REGEX] [-v] [PACKAGE...]" ;;
 	*) pkgs+=("$1"); shift ;;
@@ -177,6 +204,11 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 		echo "test-cgroup2: not run in the VM: package $s (SKIP in hack/test-cgroup2.sh)" >&2
 	done
 fi
+if [ -n "$ci" ]; then
+	[ ${#pkgs[@]} -eq 0 ] && [ -z "$run_re" ] || die "-ci runs its own selection: give no -run or PACKAGE with it"
+	for rel in "${!CI[@]}"; do pkgs+=("./$rel"); done
+	echo "test-cgroup2: the CI selection (CI in hack/test-cgroup2.sh); make test-cgroup2 runs everything" >&2
+fi
 [ ${#pkgs[@]} -gt 0 ] || die "no packages to run"
 echo "test-cgroup2: TestExecManyInARow runs 120 execs per runtime in the VM (TETHER_EXEC_MANY), not 500 and 150" >&2
 for rel in "${!FLAGS[@]}"; do
@@ -196,7 +228,13 @@ for p in "${pkgs[@]}"; do
 	# into one shard per job, round robin over its tests: each shard is a
 	# separate run of the binary, so the VM's CPUs share the longest suite.
 	mapfile -t tests < <(cd "$dir" && "$out/$name.test" -test.list '.*' 2>/dev/null | grep '^Test')
-	if [ -z "$run_re" ] && [ "$jobs" -gt 1 ] && [ ${#tests[@]} -ge 20 ]; then
+	if [ -n "$ci" ] && [ -n "${CI[$rel]:-}" ]; then
+		mapfile -t tests < <(printf '%s\n' "${tests[@]}" | grep -E "${CI[$rel]}")
+		for want in $(echo "${CI[$rel]}" | sed 's/^\^(//; s/)\$$//; s/|/ /g'); do
+			printf '%s\n' "${tests[@]}" | grep -qx "$want" || die "the CI selection names $want, which $rel does not have: fix CI in hack/test-cgroup2.sh"
+		done
+	fi
+	if [ -z "$run_re" ] && [ "$jobs" -gt 1 ] && [ ${#tests[@]} -ge 4 ]; then
 		for ((i = 0; i < jobs; i++)); do
 			re=
 			for ((j = i; j < ${#tests[@]}; j += jobs)); do re+="${re:+|}${tests[j]}"; done
@@ -218,7 +256,7 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue; mount -t devpts -o newinstance,ptmxmode=
 mount -t tmpfs tmpfs /dev/shm; mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp; mount -t mqueue mqueue /dev/mqueue
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "\$(sed 's/[^ ]*/+&/g' /sys/fs/cgroup/cgroup.controllers)" >/sys/fs/cgroup/cgroup.subtree_control
-mount --bind $cache/current/lib/modules /lib/modules 2>/dev/null
+mkdir -p /lib/modules && mount --bind $cache/current/lib/modules /lib/modules
 # what CRIU needs for a dump (netfilter, socket diag, veth and tun), as in
 # hack/criu-vm.sh: the checkpoint tests run here too
 for m in x_tables ip_tables ip6_tables iptable_filter ip6table_filter xt_mark nft_chain_nat af_packet_diag \\

@@ -401,6 +401,13 @@ func TestHardeningPrivileges(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, pid := range map[string]int{"init": st.Pid, "exec'd process": xst.Pid} {
+				// The runtime's own process (runc init, crun) holds its
+				// log and sync pipe until it execve()s the command, a
+				// moment after start and exec return: wait for sleep.
+				testutil.Eventually(t, 30*time.Second, name+" to run sleep", func() bool {
+					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+					return string(b) == "sleep\x001000\x00"
+				})
 				fds := fdTargets(t, pid)
 				if len(fds) != 3 {
 					t.Errorf("%s has fds %v, want only 0, 1, 2", name, fds)

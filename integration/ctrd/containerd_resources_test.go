@@ -132,7 +132,7 @@ func ptr[T any](v T) *T { return &v }
 func TestContainerdOOM(t *testing.T) {
 	c := startContainerd(t, false, "")
 	id := uniq("oom")
-	stop := c.events(t, id)
+	stop := c.events(t, id, "/tasks/delete")
 	_, code := c.ctrCode("run", "--rm", "--runtime", tetherRuntime, "--memory-limit", "16777216",
 		"--rootfs", c.rootfs(), id, "/bin/sh", "-c", "x=0123456789; while :; do x=$x$x; done")
 	got := stop()

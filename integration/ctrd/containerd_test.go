@@ -22,8 +22,11 @@ import (
 )
 
 // events runs `ctr events` until stop is called, which returns the
-// /tasks/* topics seen for task id, in order.
-func (c *ctrd) events(t *testing.T, id string) (stop func() []string) {
+// /tasks/* topics seen for task id, in order. stop first waits (30 s at
+// most) for the topic last of task id: what the caller expects to come
+// last, published after what the caller waited for (the exit of a task
+// whose shim died comes after containerd's clean-up of it).
+func (c *ctrd) events(t *testing.T, id, last string) (stop func() []string) {
 	t.Helper()
 	cmd := exec.Command(ctrBin(), "--address", c.sock, "events")
 	out, err := cmd.StdoutPipe()
@@ -33,23 +36,75 @@ func (c *ctrd) events(t *testing.T, id string) (stop func() []string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill() }) // if the test fails before stop
 	lines := make(chan []string, 1)
+	probes := make(chan string, 64) // probe labels seen, in order
+	topics := make(chan string, 64) // task id's topics seen, in order
 	go func() {
 		var got []string
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			if strings.Contains(sc.Text(), "/namespaces/update") {
+				if m := regexp.MustCompile(`tether-probe":"([^"]+)"`).FindStringSubmatch(sc.Text()); m != nil {
+					probes <- m[1]
+				}
+				continue
+			}
 			f := strings.Fields(sc.Text())
 			for i, w := range f {
 				if strings.HasPrefix(w, "/tasks/") && i+1 < len(f) && strings.Contains(strings.Join(f[i+1:], " "), `"`+id+`"`) {
 					got = append(got, w)
+					select {
+					case topics <- w:
+					default:
+					}
 				}
 			}
 		}
+		close(probes)
 		lines <- got
 	}()
-	time.Sleep(300 * time.Millisecond) // subscribed before the caller acts
+	// sync labels the namespace with a new probe and waits until ctr
+	// events shows it (containerd publishes /namespaces/update): then ctr
+	// events is subscribed, and has printed what was published before.
+	// Sleeps were not enough: ctr takes seconds to start in the emulated
+	// cgroup v2 VM.
+	c.ctrErr("namespaces", "create", c.ns) // fails if it exists: fine
+	sync := func() {
+		t.Helper()
+		v := uniq("p")
+		testutil.Eventually(t, 30*time.Second, "ctr events to show probe "+v, func() bool {
+			if _, err := c.ctrErr("namespaces", "label", c.ns, "tether-probe="+v); err != nil {
+				t.Fatalf("label namespace %s: %v", c.ns, err)
+			}
+			deadline := time.After(300 * time.Millisecond)
+			for {
+				select {
+				case got, ok := <-probes:
+					if !ok || got == v {
+						return ok
+					}
+				case <-deadline:
+					return false
+				}
+			}
+		})
+	}
+	sync()
 	return func() []string {
-		time.Sleep(500 * time.Millisecond)
+		deadline := time.After(30 * time.Second)
+	wait:
+		for {
+			select {
+			case w := <-topics:
+				if w == last {
+					break wait
+				}
+			case <-deadline:
+				break wait // the caller's check says what is missing
+			}
+		}
+		sync()
 		cmd.Process.Kill()
 		cmd.Wait()
 		return <-lines
@@ -60,7 +115,7 @@ func TestContainerdRunRm(t *testing.T) {
 	c := startContainerd(t, false, "")
 	rootfs := c.rootfs()
 	id := uniq("rm")
-	stop := c.events(t, id)
+	stop := c.events(t, id, "/tasks/delete")
 	out, code := c.ctrCode("run", "--rm", "--runtime", tetherRuntime, "--rootfs", rootfs, id,
 		"/bin/sh", "-c", "echo hi; exit 3")
 	got := stop()
@@ -199,7 +254,7 @@ func TestContainerdRestart(t *testing.T) {
 	if p, st := c.taskLine(id); p != pid || st != "RUNNING" {
 		t.Fatalf("after restart: pid %d %s, want %d RUNNING", p, st, pid)
 	}
-	stop := c.events(t, id)
+	stop := c.events(t, id, "/tasks/exit")
 	os.WriteFile(marker, nil, 0o600)
 	testutil.Eventually(t, 10*time.Second, "exit seen after restart", func() bool {
 		_, st := c.taskLine(id)
@@ -274,7 +329,7 @@ func TestContainerdShimKilled(t *testing.T) {
 			_, st := c.taskLine(id)
 			return st == "STOPPED"
 		})
-		stop := c.events(t, id)
+		stop := c.events(t, id, "/tasks/exit")
 		syscall.Kill(c.shimPid(id), syscall.SIGKILL)
 		testutil.Eventually(t, 5*time.Second, "exit 3 reported after the shim died", func() bool {
 			b, _ := os.ReadFile(c.log)
