@@ -148,6 +148,26 @@ func TestVersionSkew(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, "old shims gone", func() bool { return len(testutil.ShimPids(e.Root)) == 0 })
+
+	// auto-remove came after this release: its shim would ignore the
+	// record's auto_remove and keep the container, so a create that asks
+	// for it through that shim binary is refused, in one line, and leaves
+	// nothing behind
+	m, err := runtime.New(runtime.Opts{Root: e.Root, Runtime: "runc", ShimBinary: filepath.Join(old, "tether-shim")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Create(ctx, "skewrm", b, runtime.CreateOpts{AutoRemove: true})
+	if !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "auto-remove") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("create with auto-remove through the old shim: %v; want one line, ErrInvalid, naming auto-remove", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.Root, "skewrm")); !os.IsNotExist(err) {
+		t.Errorf("folder left by the refused create: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the refused create's shim gone", func() bool { return len(testutil.ShimPids(e.Root)) == 0 })
+	if list := coreRuntimeList(t, e); len(list) != 0 {
+		t.Errorf("runc still knows %v after the refused create", list)
+	}
 }
 
 // skewRefusedTarget upgrades a container of today's shim to the binary

@@ -143,7 +143,7 @@ func (c *Container) adopt(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("adopt %s: %w", c.id, err)
 	}
 	defer r.Close()
-	if err := readReady(ctx, r, c.st); err != nil {
+	if _, err := readReady(ctx, r, c.st); err != nil {
 		return false, fmt.Errorf("adopt %s (init pid %d): %w", c.id, init.Pid, err)
 	}
 	c.m.log.WithField("id", c.id).WithField("pid", init.Pid).Info("adopted container")

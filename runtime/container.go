@@ -36,6 +36,9 @@ type Container struct {
 	st  *store.Folder
 	rec *store.Record // nil when the record could not be read
 	err error         // why rec is nil
+	// removed is the exit of an auto-remove container this handle found
+	// stopped without its shim and removed (autoremove.go); nil otherwise.
+	removed *ExitRecord
 }
 
 // ID returns the container's ID.
@@ -69,6 +72,9 @@ type Log struct {
 // Log returns the log of init ("") or of exec'd process exec. A bad exec
 // ID gives ErrInvalid; a log that does not exist is not an error here.
 func (c *Container) Log(exec string) (*Log, error) {
+	if c.removed != nil {
+		return nil, c.removedError()
+	}
 	p := c.st.Init()
 	if exec != "" {
 		if err := ids.ValidID(exec); err != nil {
@@ -103,6 +109,7 @@ func (m *Manager) Load(ctx context.Context, id string) (*Container, error) {
 		return nil, err
 	}
 	c.adoptIfAllowed(ctx)
+	c.finishAutoRemove(ctx)
 	return c, nil
 }
 
@@ -187,6 +194,19 @@ func (c *Container) examine() restore.Result {
 // when the shim is gone it reads the exit record, and without one it says
 // the status is unknown and why.
 func (c *Container) State(ctx context.Context) (*State, error) {
+	st, err := c.state(ctx)
+	if st != nil && c.rec != nil {
+		st.AutoRemove = c.rec.AutoRemove
+	}
+	return st, err
+}
+
+func (c *Container) state(ctx context.Context) (*State, error) {
+	if c.removed != nil {
+		st := c.stopped(c.removed)
+		st.Pid, st.Removed = c.removed.Pid, true
+		return st, nil
+	}
 	if c.rec == nil {
 		reason, remedy := c.recordProblem()
 		return &State{ID: c.id, Status: StatusUnknown, Reason: reason, Remedy: remedy}, nil
@@ -357,6 +377,9 @@ func (c *Container) Wait(ctx context.Context) (*ExitRecord, error) {
 
 // WaitExec is Wait for the exec'd process exec ("" for init).
 func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, error) {
+	if c.removed != nil {
+		return c.removedExit(exec)
+	}
 	if err := c.usable(); err != nil {
 		return nil, err
 	}
@@ -373,6 +396,9 @@ func (c *Container) WaitExec(ctx context.Context, exec string) (*ExitRecord, err
 		// A live shim is asked, not the record: it answers only once the
 		// record is durable and its own state says stopped.
 		_, serr := c.checkShim()
+		if ok, err := c.st.Exists(); err == nil && !ok {
+			return c.removedExit(exec) // removed while we waited (auto-remove, or a delete)
+		}
 		if shimGone(serr) {
 			if c.settle(ctx) {
 				continue // a shim serves it now, or another manager finished with it
@@ -484,6 +510,12 @@ func (c *Container) deleteThroughShim(ctx context.Context, sid proc.Identity, fo
 	}
 	if errors.Is(err, ErrVersion) {
 		return true, c.refuseNewer(err) // a newer shim: never killed for its version
+	}
+	if ok, xerr := c.st.Exists(); xerr == nil && !ok {
+		// Removed meanwhile (its shim's auto-remove, or another
+		// manager): the shim is on its way out.
+		sid.WaitExit(10 * time.Second)
+		return true, nil
 	}
 	broken := errors.Is(err, ErrUnresponsive) || c.rec == nil
 	if !force || !broken {
@@ -615,8 +647,12 @@ func (c *Container) recordProblem() (string, Remedy) {
 	return r.Reason, RemedyNone
 }
 
-// usable refuses operations on a container whose record is unreadable.
+// usable refuses operations on a container whose record is unreadable,
+// or that this handle found ended and removed (auto-remove).
 func (c *Container) usable() error {
+	if c.removed != nil {
+		return c.removedError()
+	}
 	if c.rec == nil {
 		return withRemedy(corruptRemedy(c.err), c.id, fmt.Errorf("container %s is unusable (%w)", c.id, c.err))
 	}

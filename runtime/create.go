@@ -46,6 +46,16 @@ type CreateOpts struct {
 	// create and removes the folder. The ID and the runtime are checked
 	// before it is called.
 	WriteBundle func(dir string) error
+	// AutoRemove makes the container's shim remove it once init has
+	// exited (docker's --rm), whether or not a manager runs then: after
+	// the exit record is durable and journaled and the waiters of that
+	// moment (Wait, a foreground stream) have their answer, it deletes the
+	// runtime's container and the folder (a written bundle with it),
+	// journals deleted and exits. Wait then returns the true status to a
+	// caller already waiting; afterwards the container is not found. A
+	// manager that finds such a container stopped with its shim gone (it
+	// died in between) finishes the removal when it loads it.
+	AutoRemove bool
 }
 
 // Create makes a container from the bundle folder and leaves it in the
@@ -184,7 +194,7 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Recor
 		RuntimeRoot: m.runtimeRoot(rt), RuntimeArgs: m.opts.RuntimeArgs,
 		Terminal: opts.Terminal, Stdin: opts.Stdin, LogMaxSize: opts.LogMaxSize,
 		LogMaxFiles: opts.LogMaxFiles, CreatedAt: time.Now().UTC(), BootID: boot,
-		RuntimeTimeoutMS: m.opts.RuntimeTimeout.Milliseconds()}, spec.Process.Args[0], nil
+		RuntimeTimeoutMS: m.opts.RuntimeTimeout.Milliseconds(), AutoRemove: opts.AutoRemove}, spec.Process.Args[0], nil
 }
 
 // startShim writes the record, starts the shim through its start helper
@@ -202,7 +212,13 @@ func (m *Manager) startShim(ctx context.Context, st *store.Folder, rec *store.Re
 	}
 	defer r.Close()
 	crashPoint("after-shim-spawn")
-	return readReady(ctx, r, st)
+	msg, err := readReady(ctx, r, st)
+	if err == nil && rec.AutoRemove && !msg.AutoRemove {
+		// A shim that predates auto-remove ignores the field: the
+		// container would stay after its exit.
+		return fmt.Errorf("%w: the shim does not support auto-remove (it predates it): use the tether-shim of this tether", ErrInvalid)
+	}
+	return err
 }
 
 // spawnShim runs "tether-shim ACTION --root R --id ID --lock-fd 4": the
@@ -239,7 +255,7 @@ func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.Fil
 
 // readReady waits for the shim's one-line report (shimapi.Ready). A read
 // that fails says why: the deadline or ctx, or the pipe's own error.
-func readReady(ctx context.Context, r *os.File, st *store.Folder) error {
+func readReady(ctx context.Context, r *os.File, st *store.Folder) (shimapi.Ready, error) {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Unix(1, 0)) })
@@ -249,13 +265,13 @@ func readReady(ctx context.Context, r *os.File, st *store.Folder) error {
 		if cause := context.Cause(ctx); cause != nil {
 			err = cause
 		}
-		return fmt.Errorf("waiting for the shim: %w", err)
+		return shimapi.Ready{}, fmt.Errorf("waiting for the shim: %w", err)
 	}
 	var msg shimapi.Ready
 	if len(line) == 0 || json.Unmarshal(line, &msg) != nil {
-		return fmt.Errorf("the shim exited before it was ready: see %s", st.ShimLogPath())
+		return msg, fmt.Errorf("the shim exited before it was ready: see %s", st.ShimLogPath())
 	}
-	return msg.Err()
+	return msg, msg.Err()
 }
 
 // explainCommand adds the command and the fix to an error saying that the

@@ -20,7 +20,7 @@ func TestD5ReadyReadErrorKept(t *testing.T) {
 	}
 	w.Close()
 	r.Close() // reading it now fails with os.ErrClosed, not EOF
-	err = readReady(context.Background(), r, store.At(t.TempDir(), "c1"))
+	_, err = readReady(context.Background(), r, store.At(t.TempDir(), "c1"))
 	if err == nil || strings.Contains(err.Error(), "%!") || !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("got %v, want the pipe's own error", err)
 	}

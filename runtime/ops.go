@@ -102,6 +102,9 @@ func (c *Container) Checkpoint(ctx context.Context, opts CheckpointOpts) (string
 	if err != nil {
 		return "", fmt.Errorf("checkpoint %s: %w", c.id, err)
 	}
+	if err := c.checkpointOutlives(abs, opts.LeaveRunning); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return "", fmt.Errorf("checkpoint %s: image folder: %w", c.id, err)
 	}

@@ -44,6 +44,13 @@ type State struct {
 	// may be missing from the log, and stdin is not kept.
 	AdoptedAt *time.Time  `json:"adopted_at,omitempty"`
 	Execs     []ExecState `json:"execs,omitempty"`
+	// AutoRemove: the container is removed once it has exited
+	// (CreateOpts.AutoRemove).
+	AutoRemove bool `json:"auto_remove,omitempty"`
+	// Removed: this call found the auto-remove container stopped with its
+	// shim gone (it died before removing it) and finished the removal:
+	// this is its last state, and the container is gone.
+	Removed bool `json:"removed,omitempty"`
 	// Remedy is what can be done about an unknown status (RemedyNone
 	// when nothing): Reason says what is wrong and names no command.
 	Remedy Remedy `json:"-"`
@@ -93,12 +100,13 @@ type Record struct {
 	LogMaxSize  int64 // bytes; 0 never rotates
 	LogMaxFiles int
 	CreatedAt   time.Time
+	AutoRemove  bool // removed once it has exited
 }
 
 func fromRecord(r *store.Record) *Record {
 	return &Record{ID: r.ID, Bundle: r.Bundle, Runtime: r.Runtime, RuntimeArgs: r.RuntimeArgs,
 		Terminal: r.Terminal, Stdin: r.Stdin, LogMaxSize: r.LogMaxSize, LogMaxFiles: r.LogMaxFiles,
-		CreatedAt: r.CreatedAt}
+		CreatedAt: r.CreatedAt, AutoRemove: r.AutoRemove}
 }
 
 func fromWireState(w *shimapi.State) *State {

@@ -258,10 +258,16 @@ func (s *Shim) Pids(ctx context.Context) ([]int, error) {
 // delete gets through a runtime that cannot help (binary removed, hung,
 // its state lost): init is then killed by its recorded identity and the
 // runtime's state folder removed by hand. The caller then calls Close and
-// ends the process.
+// ends the process. Deletes are serialised: one that finds the container
+// deleted already (by another, or by the auto-remove) returns nil.
 func (s *Shim) Delete(ctx context.Context, force bool) error {
 	if err := s.ready(); err != nil {
 		return err
+	}
+	s.delMu.Lock()
+	defer s.delMu.Unlock()
+	if s.deleted {
+		return nil
 	}
 	// Not under init's op lock: a forced delete must get through a
 	// runtime call that hangs (a wedged pause), not queue behind it.
@@ -290,6 +296,7 @@ func (s *Shim) Delete(ctx context.Context, force bool) error {
 		s.watch.off.Store(false)
 		return fmt.Errorf("remove state folder: %w", err)
 	}
+	s.deleted = true
 	s.journal(store.Event{Type: store.EventDeleted})
 	return nil
 }

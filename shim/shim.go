@@ -142,6 +142,10 @@ type Shim struct {
 	// waitFd waits on a pidfd (proc.WaitFd when nil); tests inject
 	// failures through it.
 	waitFd func(fd int, d time.Duration) bool
+	// delMu serialises Delete (a manager's and the auto-remove's may
+	// meet); deleted says one has removed the container.
+	delMu   sync.Mutex
+	deleted bool
 
 	mu       sync.Mutex
 	execs    map[string]*process

@@ -116,6 +116,11 @@ func goldenV1Additions(t *testing.T, dir string) {
 	if st.State == nil || !st.State.OOMKilled || st.State.OOMKills != 2 || st.State.ExitStatus == nil || *st.State.ExitStatus != 137 {
 		t.Errorf("state reply with an OOM kill: %+v", st.State)
 	}
+	var rm Ready
+	goldenJSON(t, filepath.Join(dir, "ready-autoremove.json"), &rm)
+	if rm.Pid != 4300 || !rm.AutoRemove || rm.Err() != nil {
+		t.Errorf("ready of an auto-remove shim: %+v", rm)
+	}
 }
 
 func goldenRequest(t *testing.T, path string) Message {

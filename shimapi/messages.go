@@ -407,6 +407,11 @@ type Ready struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
 	Code  string `json:"code,omitempty"`
+	// AutoRemove: the shim read the record's auto_remove and will remove
+	// the container once init has exited. Added within version 1: a shim
+	// that predates auto-remove never sets it, so a manager that asked for
+	// it knows the shim would leave the container behind.
+	AutoRemove bool `json:"auto_remove,omitempty"`
 }
 
 // NewReady is the ready message for a created init pid, or for err.

@@ -46,6 +46,12 @@ func TestGoldenRecords(t *testing.T) {
 			if err != nil || oom.Status != 137 || !oom.OOMKilled || oom.OOMKills != 2 {
 				t.Errorf("exit record with an OOM kill: %+v, %v", oom, err)
 			}
+			// auto_remove is an optional field of version 1 too: readers
+			// that predate it ignore it, and the container stays.
+			rm, err := ParseRecord(read(t, v, "container-autoremove.json"))
+			if err != nil || rm.ID != "job" || !rm.AutoRemove || rec.AutoRemove {
+				t.Errorf("auto-remove record: %+v, %v (plain record: %v)", rm, err, rec.AutoRemove)
+			}
 		})
 	}
 }

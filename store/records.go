@@ -34,6 +34,14 @@ type Record struct {
 	// shim makes init with the runtime's restore from it instead of
 	// create, and init runs at once.
 	RestoredFrom string `json:"restored_from,omitempty"`
+	// AutoRemove asks the shim to remove the container once init has
+	// exited: after the exit record is durable and journaled and the
+	// waiters of that moment are answered, it deletes the runtime's
+	// container and the folder, journals deleted and exits (docker's
+	// --rm). A manager that finds such a container stopped with its shim
+	// gone finishes the removal. An optional field of version 1: readers
+	// that predate it ignore it (the container then stays, stopped).
+	AutoRemove bool `json:"auto_remove,omitempty"`
 }
 
 // RuntimeTimeout is the bound of one runtime call, 0 for the default.

@@ -175,13 +175,13 @@ func run(ctx context.Context, st *store.Folder, adopt bool, ready *os.File, log 
 	core, err := shim.New(ctx, shim.Options{Store: st, Log: log,
 		OnRestore: func(ctx context.Context) error { return srv.Restore(ctx) }})
 	if err != nil {
-		sendReady(ready, 0, err)
+		sendReady(ready, shimapi.NewReady(0, err))
 		return err
 	}
 	defer core.Close()
 	srv = control.New(core, st, log)
 	if err := srv.Listen(); err != nil {
-		sendReady(ready, 0, err)
+		sendReady(ready, shimapi.NewReady(0, err))
 		return err
 	}
 	go srv.Serve(ctx)
@@ -191,7 +191,9 @@ func run(ctx context.Context, st *store.Folder, adopt bool, ready *os.File, log 
 	} else {
 		pid, err = core.Create(ctx)
 	}
-	sendReady(ready, pid, err)
+	msg := shimapi.NewReady(pid, err)
+	msg.AutoRemove = err == nil && core.Record().AutoRemove
+	sendReady(ready, msg)
 	if err != nil {
 		srv.Close()
 		return err
@@ -200,13 +202,12 @@ func run(ctx context.Context, st *store.Folder, adopt bool, ready *os.File, log 
 	return nil
 }
 
-// sendReady writes the one ready message (shimapi.Ready) and closes the
-// pipe.
-func sendReady(ready *os.File, pid int, err error) {
+// sendReady writes the one ready message and closes the pipe.
+func sendReady(ready *os.File, msg shimapi.Ready) {
 	if ready == nil {
 		return
 	}
-	shimapi.WriteMessage(ready, shimapi.NewReady(pid, err))
+	shimapi.WriteMessage(ready, msg)
 	ready.Close()
 }
 

@@ -187,6 +187,10 @@ func cmdWait(ctx context.Context, g *globals, id, execID string) error {
 	if err != nil {
 		return err
 	}
+	if c.Removed() && exit.Reason != "" {
+		// This call removed it: nothing is left to ask why later.
+		fmt.Fprintf(g.stderr, "tether wait: %s: exit status %d: %s; the container was removed (--rm)\n", id, exit.Status, exit.Reason)
+	}
 	fmt.Fprintln(g.stdout, exit.Status)
 	return exitError{exit.Status}
 }

@@ -37,6 +37,7 @@ type createFlags struct {
 	logMaxSize  string
 	logMaxFiles int
 	name        string
+	rm          bool
 
 	rootfs, workdir, user, hostname, memory string
 	env, envFiles, volumes                  []string
@@ -69,6 +70,7 @@ func (f *createFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the root filesystem read-only")
 	fs.StringVar(&f.logMaxSize, "log-max-size", "0", "rotate the output log past this size (e.g. 10M); 0 never")
 	fs.IntVar(&f.logMaxFiles, "log-max-files", 1, "rotated output logs kept")
+	fs.BoolVar(&f.rm, "rm", false, "remove the container once it has exited (done by its shim: no tether need run then)")
 }
 
 // idAndCommand reads the container ID (first argument or --name) and the
@@ -96,7 +98,8 @@ func (f *createFlags) opts(command []string) (string, runtime.CreateOpts, error)
 	if f.logMaxFiles < 1 {
 		return "", runtime.CreateOpts{}, usagef("--log-max-files %d: keep at least 1", f.logMaxFiles)
 	}
-	opts := runtime.CreateOpts{Terminal: f.tty, Stdin: f.stdin, LogMaxSize: size, LogMaxFiles: f.logMaxFiles}
+	opts := runtime.CreateOpts{Terminal: f.tty, Stdin: f.stdin, LogMaxSize: size, LogMaxFiles: f.logMaxFiles,
+		AutoRemove: f.rm}
 	if dir, ok, err := f.bundleDir(command); ok || err != nil {
 		return dir, opts, err
 	}

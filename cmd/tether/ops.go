@@ -23,8 +23,9 @@ func eventsCmd(g *globals) *cobra.Command {
 			"checkpointed, adopted, deleted) as they happen, until interrupted or --until. --since\n" +
 			"first replays what happened since then, also while no tether command ran; exits come back\n" +
 			"from the containers' exit records even when the journal lost them.",
-		Example: "  tether events\n  tether events --since 10m --until 0s --format json\n  tether events --filter id=c1",
-		Args:    noArgs,
+		Example: "  tether events\n  tether events --since 10m --until 0s --format json\n  tether events --filter id=c1\n" +
+			"  tether events --format '{{.Type}} {{.ID}} {{.ExitStatus}}'",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmdEvents(cmd.Context(), g, cmd.OutOrStdout(), since, until, format, filters)
 		},
@@ -32,7 +33,8 @@ func eventsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "replay events since a time (2026-01-02T15:04:05Z, a Unix time) or a duration ago (10m)")
 	cmd.Flags().StringVar(&until, "until", "", "stop at a time, or a duration ago (0s: now, after the replay)")
 	cmd.Flags().StringArrayVar(&filters, "filter", nil, "id=ID: only that container's events")
-	cmd.Flags().StringVar(&format, "format", "text", "text (one line per event) or json (one object per line)")
+	cmd.Flags().StringVar(&format, "format", "text", "text (one line per event), json (one object per line), or a Go template "+
+		"such as '{{.Type}} {{.ID}}' (fields: Time, Type, ID, Exec, Pid, ExitStatus, Reason, OOMKilled, OOMKills, Signal, ImagePath, ShimPid, FromRecord)")
 	return cmd
 }
 
@@ -41,8 +43,9 @@ func cmdEvents(ctx context.Context, g *globals, w io.Writer, since, until, forma
 	if err != nil {
 		return err
 	}
-	if format != "text" && format != "json" {
-		return usagef("--format %q: use text or json", format)
+	out, err := eventsFormat(format)
+	if err != nil {
+		return err
 	}
 	m, err := g.manager()
 	if err != nil {
@@ -54,9 +57,12 @@ func cmdEvents(ctx context.Context, g *globals, w io.Writer, since, until, forma
 	}
 	enc := json.NewEncoder(w)
 	for ev := range ch {
-		if format == "json" {
+		switch out.format {
+		case "json":
 			err = enc.Encode(ev)
-		} else {
+		case "template":
+			err = out.each(w, []any{ev})
+		default:
 			_, err = fmt.Fprintln(w, eventLine(ev))
 		}
 		if err != nil {
@@ -64,6 +70,17 @@ func cmdEvents(ctx context.Context, g *globals, w io.Writer, since, until, forma
 		}
 	}
 	return nil
+}
+
+// eventsFormat reads events' --format: text, json or a Go template.
+func eventsFormat(format string) (output, error) {
+	switch format {
+	case "text", "json":
+		return output{format: format}, nil
+	case "", "table":
+		return output{}, usagef("--format %q: use text, json or a Go template such as '{{.Type}} {{.ID}}'", format)
+	}
+	return parseFormat(format)
 }
 
 // eventsOpts reads --since, --until and --filter.
@@ -144,7 +161,9 @@ func checkpointCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			done := busy(g.stderr, "checkpointing "+args[0])
 			dir, err := c.Checkpoint(cmd.Context(), runtime.CheckpointOpts{ImagePath: image, LeaveRunning: leave})
+			done()
 			if err != nil {
 				return err
 			}
@@ -175,7 +194,9 @@ func restoreCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			done := busy(g.stderr, "restoring "+args[0])
 			_, err = m.Restore(cmd.Context(), args[0], image, runtime.RestoreOpts{Bundle: bundleDir})
+			done()
 			return err
 		},
 	}

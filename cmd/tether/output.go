@@ -15,7 +15,7 @@ import (
 )
 
 // formatHelp describes --format where it takes a template.
-const formatHelp = "table, json, or a Go template such as '{{.ID}} {{.Status}}' (fields: ID, Status, Pid, ShimPid, Bundle, CreatedAt, ExitStatus, ExitedAt, Reason, AdoptedAt, Execs)"
+const formatHelp = "table, json, or a Go template such as '{{.ID}} {{.Status}}' (fields: ID, Status, Pid, ShimPid, Bundle, CreatedAt, ExitStatus, ExitedAt, Reason, AdoptedAt, Execs, AutoRemove, Removed)"
 
 // output is how a list of states is printed: a table, JSON, or a Go
 // template per item.
@@ -125,7 +125,9 @@ func cmdList(ctx context.Context, g *globals, o listFlags) error {
 	switch {
 	case o.quiet:
 		for _, st := range states {
-			fmt.Fprintln(g.stdout, st.ID)
+			if !st.Removed { // gone: no ID to pass on (rm -f $(tether ps -aq))
+				fmt.Fprintln(g.stdout, st.ID)
+			}
 		}
 	case out.format == "json":
 		if states == nil {
@@ -172,7 +174,11 @@ func printTable(w io.Writer, states []*runtime.State) {
 		if st.CreatedAt != nil {
 			created = st.CreatedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", st.ID, st.Status, st.Pid, st.ShimPid, exit, liveExecs(st), created, st.Bundle)
+		status := st.Status
+		if st.Removed {
+			status += " (removed now)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\n", st.ID, status, st.Pid, st.ShimPid, exit, liveExecs(st), created, st.Bundle)
 	}
 	tw.Flush()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -90,4 +91,34 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// busyTick is how often busy redraws its line.
+const busyTick = time.Second
+
+// busy shows, on a terminal, a line saying what is being done and for how
+// long ("restoring c2 3s"), redrawn every second until the returned
+// function is called, which erases it; on anything else it shows nothing.
+// It is for one long operation (a checkpoint, a restore).
+func busy(w io.Writer, what string) (done func()) {
+	if !isTerminal(w) {
+		return func() {}
+	}
+	start := time.Now()
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(busyTick)
+		defer t.Stop()
+		for {
+			fmt.Fprintf(w, "\r\033[K%s %ds", what, int(time.Since(start).Seconds()))
+			select {
+			case <-stop:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return sync.OnceFunc(func() { close(stop); <-stopped })
 }

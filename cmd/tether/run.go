@@ -20,15 +20,17 @@ import (
 
 func runCmd(g *globals) *cobra.Command {
 	cf := &createFlags{}
-	var detach, rm bool
+	var detach bool
 	cmd := &cobra.Command{
 		Use:   "run [flags] ID [--] [CMD ARG...]",
 		Short: "Create and start a container; without -d stream its output and exit with its status",
 		Long: "Create and start a container. Without -d, stream its output, forward signals (and stdin with\n" +
-			"-i, the terminal with -t) and exit with its status; --rm then deletes it once it has exited.\n" +
+			"-i, the terminal with -t) and exit with its status. With --rm its shim removes it once it has\n" +
+			"exited, with -d too and even if no tether runs then; without -d, run returns once it is removed.\n" +
 			containerSourceHelp,
 		Example: "  tether run c1 -- echo hello\n" +
 			"  tether run -it --rm shell\n" +
+			"  tether run -d --rm job -- sh -c 'work; exit 3'; tether wait job   # prints 3; job is gone\n" +
 			"  tether run -d --name web --memory 64m --cpus 0.5 -v /srv/data:/data:ro -- httpd -f -p 8080\n" +
 			"  tether run --rootfs /srv/alpine -u 1000:1000 -w /tmp -e HOME=/tmp c2 -- sh\n" +
 			"  tether run -d --bundle /tmp/b c3",
@@ -38,20 +40,16 @@ func runCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return cmdRun(cmd.Context(), g, id, command, cf, detach, rm)
+			return cmdRun(cmd.Context(), g, id, command, cf, detach)
 		},
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the container runs")
-	cmd.Flags().BoolVar(&rm, "rm", false, "delete the container after it exits (foreground only)")
 	return markForwardsSignals(markChildStatus(cmd))
 }
 
-func cmdRun(ctx context.Context, g *globals, id string, command []string, cf *createFlags, detach, rm bool) error {
-	if detach && rm {
-		return usagef("--rm needs a foreground run: without -d, or delete it later with 'tether delete'")
-	}
+func cmdRun(ctx context.Context, g *globals, id string, command []string, cf *createFlags, detach bool) error {
 	bundleDir, opts, err := cf.opts(command)
 	if err != nil {
 		return err
@@ -69,13 +67,16 @@ func cmdRun(ctx context.Context, g *globals, id string, command []string, cf *cr
 	}
 	status, err := foreground(ctx, session{c: c, tty: opts.Terminal, stdin: opts.Stdin, fromStart: true,
 		begin: func() error { return startOrUndo(ctx, c) }})
-	if rm && err == nil {
-		if derr := c.Delete(context.Background(), false); derr != nil {
-			return derr
-		}
-	}
 	if err != nil {
 		return err
+	}
+	if opts.AutoRemove {
+		// The shim removes it (even if this process is killed now); a
+		// delete waits for that, or does it if the shim has not begun,
+		// so the ID is free once run returns.
+		if derr := c.Delete(context.WithoutCancel(ctx), false); derr != nil {
+			return derr
+		}
 	}
 	return exitError{status}
 }

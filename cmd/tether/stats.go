@@ -38,7 +38,8 @@ func statsCmd(g *globals) *cobra.Command {
 			return cmdStats(cmd.Context(), g, args, format, noStream)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "table", "table or json")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, or a Go template such as '{{.ID}} {{.CPUPercent}}' "+
+		"(fields: ID, Read, CPUPercent, Memory.Usage, .Limit, .Percent, .OOMKills, Pids.Current, .Limit, BlockIO.ReadBytes, .WriteBytes, Cgroup)")
 	cmd.Flags().BoolVar(&noStream, "no-stream", false, "print one sample and exit")
 	return cmd
 }
@@ -47,8 +48,9 @@ func statsCmd(g *globals) *cobra.Command {
 // anything is printed), then prints samples until ctx ends (^C) or, with
 // noStream, once.
 func cmdStats(ctx context.Context, g *globals, ids []string, format string, noStream bool) error {
-	if format != "table" && format != "json" {
-		return usagef("--format %q: give table or json", format)
+	out, err := statsFormat(format)
+	if err != nil {
+		return err
 	}
 	m, err := g.manager()
 	if err != nil {
@@ -64,7 +66,7 @@ func cmdStats(ctx context.Context, g *globals, ids []string, format string, noSt
 	if err != nil {
 		return err
 	}
-	tty := format == "table" && !noStream && isTerminal(g.stdout)
+	tty := out.format == "table" && !noStream && isTerminal(g.stdout)
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,7 +84,7 @@ func cmdStats(ctx context.Context, g *globals, ids []string, format string, noSt
 		for i := range cs {
 			rows[i] = newStatsRow(cs[i].ID(), prev[i], cur[i], hostMemory())
 		}
-		if err := printStats(g.stdout, format, rows, tty); err != nil {
+		if err := printStats(g.stdout, out, rows, tty); err != nil {
 			return err
 		}
 		if noStream {
@@ -179,10 +181,23 @@ func newStatsRow(id string, prev, cur *runtime.Metrics, hostMem uint64) statsRow
 	return r
 }
 
-// printStats writes rows as JSON lines or as a table; on a terminal the
-// table replaces the previous one.
-func printStats(w io.Writer, format string, rows []statsRow, redraw bool) error {
-	if format == "json" {
+// statsFormat reads stats' --format: table, json or a Go template.
+func statsFormat(format string) (output, error) {
+	if format == "" {
+		return output{}, usagef("--format \"\": give table, json or a Go template such as '{{.ID}} {{.CPUPercent}}'")
+	}
+	out, err := parseFormat(format)
+	if out.format == "" {
+		out.format = "table"
+	}
+	return out, err
+}
+
+// printStats writes rows as JSON lines, one template line each, or as a
+// table; on a terminal the table replaces the previous one.
+func printStats(w io.Writer, out output, rows []statsRow, redraw bool) error {
+	switch out.format {
+	case "json":
 		enc := json.NewEncoder(w)
 		for _, r := range rows {
 			if err := enc.Encode(r); err != nil {
@@ -190,6 +205,12 @@ func printStats(w io.Writer, format string, rows []statsRow, redraw bool) error 
 			}
 		}
 		return nil
+	case "template":
+		items := make([]any, len(rows))
+		for i, r := range rows {
+			items[i] = r
+		}
+		return out.each(w, items)
 	}
 	if redraw {
 		fmt.Fprint(w, "\033[H\033[2J")

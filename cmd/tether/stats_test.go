@@ -113,3 +113,25 @@ func TestParseUpdate(t *testing.T) {
 func ptr(v int64) *int64 { return &v }
 
 func eq(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// TestStatsTemplate: --format takes a Go template, one line per row, as
+// docker stats does; "" and a bad template are usage errors.
+func TestStatsTemplate(t *testing.T) {
+	out, err := statsFormat("{{.ID}} {{.CPUPercent}} {{.Memory.Usage}} {{.Pids.Current}}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	rows := []statsRow{{ID: "c1", CPUPercent: 12.5, Memory: statsMemory{Usage: 4096}, Pids: statsPids{Current: 3}}}
+	if err := printStats(&b, out, rows, false); err != nil || b.String() != "c1 12.5 4096 3\n" {
+		t.Errorf("template: %q, %v", b.String(), err)
+	}
+	for _, bad := range []string{"", "{{.ID"} {
+		if _, err := statsFormat(bad); err == nil {
+			t.Errorf("--format %q accepted", bad)
+		}
+	}
+	if out, err := statsFormat("table"); err != nil || out.format != "table" {
+		t.Errorf("table: %+v, %v", out, err)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,10 @@ type Server struct {
 	st    *store.Folder
 	log   *logrus.Entry
 	conns conns
+	// serving counts the requests read and not yet fully answered (a
+	// stream until its exit frame); the auto-remove waits for them
+	// (autoremove.go).
+	serving atomic.Int32
 
 	lnMu sync.Mutex // guards ln, replaced when the folder is restored
 	ln   *net.UnixListener
@@ -74,13 +79,18 @@ func (s *Server) Listen() error {
 
 // Serve accepts connections until ctx is done or Close; each connection
 // gets its own goroutine, so no client, however slow, holds up another or
-// the reaping of the container, which never waits on a connection.
+// the reaping of the container, which never waits on a connection. When
+// the container's record asks for auto-remove, the server removes the
+// container once it has exited (AutoRemove) and closes.
 func (s *Server) Serve(ctx context.Context) {
 	s.lnMu.Lock()
 	ln := s.ln
 	s.ctx = ctx
 	s.lnMu.Unlock()
 	context.AfterFunc(ctx, s.Close)
+	if s.core.Record().AutoRemove {
+		go s.AutoRemove(ctx)
+	}
 	s.acceptLoop(ctx, ln)
 }
 
@@ -162,6 +172,7 @@ func (s *Server) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	msg, v, r, err := s.readRequest(conn)
+	defer s.holdRequest(msg)()
 	if err != nil {
 		shimapi.WriteMessage(conn, shimapi.Fail(v, err))
 		return
