@@ -191,7 +191,10 @@ func (s *Shim) dropExec(p *process, cause error) {
 // kills every process of a pid namespace whose init exits, and reaps them
 // before init's own exit is reported).
 func (s *Shim) execExitReason(p *process, e reaper.Exit) string {
-	if r := p.killedBy(); r != "" {
+	// Killed for init's exit but not dead of that SIGKILL, it had ended on
+	// its own (a zombie reaped after init, as after an upgrade's handoff):
+	// its status is its own and needs no reason.
+	if r := p.killedBy(); r != "" && (r != ReasonInitExited || e.Status == 128+int(syscall.SIGKILL)) {
 		return r
 	}
 	if e.Status == 128+int(syscall.SIGKILL) && s.initEnding() {
