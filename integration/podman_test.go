@@ -419,6 +419,19 @@ func TestPodman_Isolated(t *testing.T) {
 			st, err := os.ReadFile("/proc/" + strconv.Itoa(mon) + "/stat")
 			return err != nil || strings.Contains(string(st), ") Z ")
 		})
+		// Adopted before the container writes again: output written
+		// while no monitor ran waits in the pipe only once the watcher
+		// holds its read ends (it polls), so wait for the new monitor
+		// (its pid in the store folder's shim.pid) before the rest.
+		testutil.Eventually(t, 20*time.Second, "a new monitor to adopt the container", func() bool {
+			for _, f := range p.storeFolders() {
+				id, err := readPid(filepath.Join(p.storeRoot(), f), shimPidFile)
+				if err == nil && id.Pid != mon && id.Alive() {
+					return true
+				}
+			}
+			return false
+		})
 		p.must("exec", "adopt", "touch", "/tmp/go")
 		start := time.Now()
 		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
