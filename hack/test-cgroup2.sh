@@ -190,6 +190,11 @@ setup_kernel
 out=$repo/bin/cgroup2
 rm -rf "$out"
 mkdir -p "$out/logs"
+if [ -n "$ci" ]; then
+	[ ${#pkgs[@]} -eq 0 ] && [ -z "$run_re" ] || die "-ci runs its own selection: give no -run or PACKAGE with it"
+	for rel in "${!CI[@]}"; do pkgs+=("./$rel"); done
+	echo "test-cgroup2: the CI selection (CI in hack/test-cgroup2.sh); make test-cgroup2 runs everything" >&2
+fi
 if [ ${#pkgs[@]} -eq 0 ]; then
 	mapfile -t all < <("$GO" list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./... | sed '/^$/d')
 	mod=$("$GO" list -m)
@@ -203,11 +208,6 @@ if [ ${#pkgs[@]} -eq 0 ]; then
 		printf '%s\n' "${all[@]}" | grep -qx "$mod/$s" || echo "test-cgroup2: SKIP names $s, which has no tests any more: drop it from hack/test-cgroup2.sh" >&2
 		echo "test-cgroup2: not run in the VM: package $s (SKIP in hack/test-cgroup2.sh)" >&2
 	done
-fi
-if [ -n "$ci" ]; then
-	[ ${#pkgs[@]} -eq 0 ] && [ -z "$run_re" ] || die "-ci runs its own selection: give no -run or PACKAGE with it"
-	for rel in "${!CI[@]}"; do pkgs+=("./$rel"); done
-	echo "test-cgroup2: the CI selection (CI in hack/test-cgroup2.sh); make test-cgroup2 runs everything" >&2
 fi
 [ ${#pkgs[@]} -gt 0 ] || die "no packages to run"
 echo "test-cgroup2: TestExecManyInARow runs 120 execs per runtime in the VM (TETHER_EXEC_MANY), not 500 and 150" >&2

@@ -4,14 +4,24 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
 
 	"github.com/tether-run/tether/conmon"
+	"github.com/tether-run/tether/shim"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == shim.OOMExecAction {
+		// The core runs the OCI runtime through this when the monitor
+		// lowered its own OOM score (a host with CAP_SYS_RESOURCE); see
+		// shim.OOMExecAction.
+		err := shim.OOMExec(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "tether-conmon:", err)
+		os.Exit(127)
+	}
 	// A monitor lives as long as its container and idles: one P and a
 	// smaller heap goal, as tether-shim (set here, not in the environment,
 	// so the OCI runtime and the exit command keep Go's defaults).
