@@ -99,7 +99,7 @@ func Identify(pid int) (Identity, error) {
 }
 
 // Check reports nil when the process id names is still running (a zombie
-// counts as gone), ErrGone otherwise, including when the pid was reused or
+// counts as gone, unless other threads of it live on: see LiveTask), ErrGone otherwise, including when the pid was reused or
 // the record is from an earlier boot.
 func (id Identity) Check() error {
 	if id.Pid <= 0 {
@@ -115,10 +115,63 @@ func (id Identity) Check() error {
 	if st.StartTime != id.StartTime {
 		return fmt.Errorf("pid %d now belongs to another process: %w", id.Pid, ErrGone)
 	}
-	if st.State == 'Z' || st.State == 'X' {
+	if (st.State == 'Z' || st.State == 'X') && LiveTask(id.Pid) == 0 {
 		return fmt.Errorf("pid %d has exited: %w", id.Pid, ErrGone)
 	}
 	return nil
+}
+
+// LiveTask returns a thread of process pid that has not exited: pid itself
+// when its main thread runs, another thread while the main thread is a
+// zombie but the process lives on, 0 when none. The main thread is a
+// zombie with live threads during an execve called from another thread
+// (the kernel ends every other thread first, then the caller takes over
+// the pid: a Go program's exec, as a shim's in-place upgrade), and in a
+// program whose main thread called pthread_exit. Either process is alive.
+func LiveTask(pid int) int {
+	dir := "/proc/" + strconv.Itoa(pid)
+	if st, err := ReadStat(pid); err != nil {
+		return 0
+	} else if st.State != 'Z' && st.State != 'X' {
+		return pid
+	}
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return 0
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil || tid == pid {
+			continue
+		}
+		b, err := os.ReadFile(dir + "/task/" + t.Name() + "/stat")
+		if err != nil {
+			continue // exited since the listing
+		}
+		if st, err := parseStat(b); err == nil && st.State != 'Z' && st.State != 'X' {
+			return tid
+		}
+	}
+	return 0
+}
+
+// Cmdline returns the NUL-separated command line of process pid, read
+// through a live thread when its main thread is a zombie (see LiveTask),
+// whose own view has no memory left to read it from.
+func Cmdline(pid int) ([]byte, error) {
+	tid := LiveTask(pid)
+	if tid == 0 {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+	}
+	path := "/proc/" + strconv.Itoa(pid) + "/cmdline"
+	if tid != pid {
+		path = "/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/cmdline"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrGone)
+	}
+	return b, nil
 }
 
 // Alive is Check() == nil.

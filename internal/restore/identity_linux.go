@@ -31,9 +31,9 @@ func VerifyShim(id proc.Identity, root, cid string) error {
 	if err := id.Check(); err != nil {
 		return err
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(id.Pid) + "/cmdline")
+	b, err := proc.Cmdline(id.Pid) // read through a live thread while an upgrade's exec is under way
 	if err != nil {
-		return fmt.Errorf("pid %d: %w", id.Pid, proc.ErrGone)
+		return err
 	}
 	if !isShimCmdline(b, root, cid) {
 		return fmt.Errorf("pid %d is not the shim of %s: %w: %w", id.Pid, cid, ErrForeign, proc.ErrGone)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -94,7 +93,7 @@ func stopShim(f *store.Folder, id string) {
 
 // isServingShim checks pid's command line is "... -id ID ... serve".
 func isServingShim(pid int, id string) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	b, err := proc.Cmdline(pid)
 	if err != nil {
 		return false
 	}
