@@ -6,13 +6,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"github.com/containerd/ttrpc"
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/gotune"
 	"github.com/tether-run/tether/shim/containerd"
 )
 
@@ -23,11 +23,7 @@ const eventFlushTimeout = 5 * time.Second
 // serve is the long-lived shim: the ttrpc task service on the socket
 // start handed down as fd 3.
 func serve(f *flags) error {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
-	os.Unsetenv("GOMAXPROCS") // the OCI runtime starts with its defaults
-	os.Unsetenv("GOGC")
+	gotune.Apply() // start set GOMAXPROCS=1 and GOGC; the OCI runtime starts with Go's defaults
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
 	logger := logrus.New()
 	logger.SetOutput(os.Stderr) // the bundle's shim log, opened by start

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	bootstrap "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/tether-run/tether/internal/gotune"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
@@ -162,7 +163,7 @@ func spawn(f *flags, ln *net.UnixListener) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.ExtraFiles = []*os.File{lf}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = shimEnv(os.Environ())
+	cmd.Env = gotune.Env(os.Environ()) // replaces containerd's GOMAXPROCS=2
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start shim: %w", err)
 	}
@@ -171,19 +172,6 @@ func spawn(f *flags, ln *net.UnixListener) error {
 
 // ShimLogName is the serving shim's log (JSON lines) in the bundle.
 const ShimLogName = "shim-tether.log"
-
-// shimEnv tunes the serving shim's Go runtime for memory (one P, GOGC
-// 50), replacing containerd's GOMAXPROCS=2; serve takes them out of its
-// environment again so the OCI runtime starts with its defaults.
-func shimEnv(env []string) []string {
-	out := make([]string, 0, len(env)+2)
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "GOMAXPROCS=") && !strings.HasPrefix(kv, "GOGC=") {
-			out = append(out, kv)
-		}
-	}
-	return append(out, "GOMAXPROCS=1", "GOGC=50")
-}
 
 // writeAddress writes the bundle's address file atomically.
 func writeAddress(bundle, addr string) error {

@@ -6,10 +6,9 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 
 	"github.com/tether-run/tether/conmon"
+	"github.com/tether-run/tether/internal/gotune"
 	"github.com/tether-run/tether/shim"
 )
 
@@ -22,10 +21,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tether-conmon:", err)
 		os.Exit(127)
 	}
-	// A monitor lives as long as its container and idles: one P and a
-	// smaller heap goal, as tether-shim (set here, not in the environment,
-	// so the OCI runtime and the exit command keep Go's defaults).
-	runtime.GOMAXPROCS(1)
-	debug.SetGCPercent(50)
+	// A monitor lives as long as its container and idles: tuned as
+	// tether-shim (set here, not in the environment, so the OCI runtime
+	// and the exit command keep Go's defaults).
+	gotune.Apply()
 	os.Exit(conmon.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

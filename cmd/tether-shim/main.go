@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+	"github.com/tether-run/tether/internal/gotune"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/shim"
 	"github.com/tether-run/tether/shim/control"
@@ -105,7 +106,7 @@ func startDaemon(root, id, action string, lockFD int, args []string) error {
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
-	cmd.Env = runtimeEnv(os.Environ()) // the runtime starts tuned: see tune.go
+	cmd.Env = gotune.Env(os.Environ()) // the shim starts tuned: see package gotune
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -151,7 +152,7 @@ func serve(root, id string, debugLog bool, lockFD int, adopt bool) error {
 // setUp tunes the Go runtime, ignores the signals the shim ignores and
 // makes its logger.
 func setUp(id string, debugLog bool) *logrus.Entry {
-	tuneRuntime() // memory first: see tune.go
+	gotune.Apply() // memory first: see package gotune
 	// Ignored outright (SIG_IGN, so the kernel drops them): os/signal
 	// would cost three threads for good (see reaper.Monitor.Run). The
 	// runtimes reset dispositions for the container's processes.

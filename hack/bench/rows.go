@@ -77,7 +77,7 @@ func memoryRows(shims, conmon *memSet, conmonNote string) []Row {
 }
 
 // activitySettle is how long shims are left alone after the activity: the
-// shim's idle trimmer (cmd/tether-shim/tune.go) looks at most every 8 s
+// shim's idle trimmer (internal/gotune) looks at most every 8 s
 // while idle, then every 2 s, and trims after 2 s without allocation.
 const activitySettle = 13 * time.Second
 

@@ -1,4 +1,4 @@
-package main
+package gotune
 
 import (
 	"runtime/metrics"
@@ -8,7 +8,7 @@ import (
 )
 
 func TestRuntimeEnv(t *testing.T) {
-	gogc := "GOGC=" + strconv.Itoa(shimGOGC)
+	gogc := "GOGC=" + strconv.Itoa(GOGC)
 	for _, tc := range []struct {
 		name     string
 		in, want []string
@@ -19,19 +19,19 @@ func TestRuntimeEnv(t *testing.T) {
 		{"a prefix is not a match", []string{"GOGCX=1"}, []string{"GOGC=50", "GOGCX=1", "GOMAXPROCS=1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := runtimeEnv(tc.in)
+			got := Env(tc.in)
 			slices.Sort(got)
 			if !slices.Equal(got, tc.want) {
-				t.Fatalf("runtimeEnv(%q) = %q, want %q", tc.in, got, tc.want)
+				t.Fatalf("Env(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 			if !slices.Contains(got, gogc) {
-				t.Fatalf("runtimeEnv(%q) lacks %s", tc.in, gogc)
+				t.Fatalf("Env(%q) lacks %s", tc.in, gogc)
 			}
 		})
 	}
 }
 
-// TestAllocsMetric: trimWhenIdle silently does nothing without this
+// TestAllocsMetric: TrimWhenIdle silently does nothing without this
 // metric, so a Go release that renames it must fail here.
 func TestAllocsMetric(t *testing.T) {
 	for _, d := range metrics.All() {

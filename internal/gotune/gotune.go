@@ -1,23 +1,24 @@
-package main
-
-// Go runtime settings of the shim proper. A shim is small, lives as long as
-// its container and is idle almost all the time, so it is tuned for memory,
-// not for throughput (README, "Shim memory: what we chose and why"; figures
-// from `make bench`):
+// Package gotune holds the Go runtime settings of every long-lived shim
+// process: tether-shim, containerd-shim-tether-v1's serving shim and
+// tether-conmon. A shim is small, lives as long as its container and is
+// idle almost all the time, so it is tuned for memory, not for throughput
+// (README, "Shim memory: what we chose and why"; figures from `make
+// bench`):
 //
 //   - GOMAXPROCS=1: one P means one mcache, one set of GC work buffers and
 //     fewer threads; the shim's work (a copy loop per stream, a request at a
-//     time) is not parallel anyway. Set in the environment by the start
-//     helper, so the runtime starts that way.
-//   - GOGC=shimGOGC: a smaller heap goal than Go's default, so garbage
+//     time) is not parallel anyway. Set in the environment by whoever
+//     starts the shim (Env), so the runtime starts that way.
+//   - GOGC=GOGC: a smaller heap goal than Go's default, so garbage
 //     between collections stays small, but not so small that the first
 //     collection comes during start-up: the first one costs about 0.5 MiB
 //     of runtime metadata for good (span sets for every size class in use),
 //     more than the garbage of start-up it would free.
-//   - trimWhenIdle: the background scavenger only returns memory down to the
+//   - TrimWhenIdle: the background scavenger only returns memory down to the
 //     heap goal and only after a GC, so a shim that served a burst (execs,
 //     logs, many requests) would keep those pages; once it is idle again
 //     after enough allocation, it collects and returns every free page.
+package gotune
 
 import (
 	"os"
@@ -30,10 +31,10 @@ import (
 )
 
 const (
-	// shimGOGC is the shim's GOGC: the heap may grow by half its live size
+	// GOGC is the shim's GOGC: the heap may grow by half its live size
 	// between collections, and by 2 MiB (4 MiB x 50%) before the first.
-	shimGOGC = 50
-	// trimPeriod is how often trimWhenIdle looks at the allocation count
+	GOGC = 50
+	// trimPeriod is how often TrimWhenIdle looks at the allocation count
 	// while the shim is busy; trimMaxPeriod while it is idle.
 	trimPeriod    = 2 * time.Second
 	trimMaxPeriod = 8 * time.Second
@@ -47,10 +48,10 @@ const (
 	allocsMetric = "/gc/heap/allocs:bytes"
 )
 
-// runtimeEnv returns env with the shim's runtime settings, replacing any
-// the manager had for itself.
-func runtimeEnv(env []string) []string {
-	set := map[string]string{"GOMAXPROCS": "1", "GOGC": strconv.Itoa(shimGOGC)}
+// Env returns env with the shim's runtime settings, replacing any the
+// starter had for itself (a manager's, containerd's GOMAXPROCS=2).
+func Env(env []string) []string {
+	set := map[string]string{"GOMAXPROCS": "1", "GOGC": strconv.Itoa(GOGC)}
 	out := make([]string, 0, len(env)+len(set))
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -64,24 +65,25 @@ func runtimeEnv(env []string) []string {
 	return out
 }
 
-// tuneRuntime applies the settings to a shim not started through the start
-// helper (its environment lacks them), and starts trimWhenIdle. Then it
-// takes them out of the environment: they are the shim's own tuning, read
-// by its runtime at start-up, and the OCI runtime the shim runs (runc is a
-// Go program too) should start with its defaults, not one P and GOGC=50.
-func tuneRuntime() {
+// Apply applies the settings to a shim started without them in its
+// environment, and starts TrimWhenIdle. Then it takes them out of the
+// environment: they are the shim's own tuning, read by its runtime at
+// start-up, and the processes the shim starts (runc is a Go program too,
+// and so are podman's exit commands) should start with Go's defaults, not
+// one P and GOGC=50. Call it first thing in the shim's main.
+func Apply() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(shimGOGC)
+		debug.SetGCPercent(GOGC)
 	}
 	os.Unsetenv("GOMAXPROCS")
 	os.Unsetenv("GOGC")
-	go trimWhenIdle(trimPeriod, trimAfter)
+	go TrimWhenIdle(trimPeriod, trimAfter)
 }
 
-// trimWhenIdle runs forever: it wakes up now and then and reads the number
+// TrimWhenIdle runs forever: it wakes up now and then and reads the number
 // of bytes allocated so far. The count at its first look, one period after
 // the shim started, is the base: start-up itself is never trimmed. From
 // then on, when at least after bytes were allocated since the base and
@@ -91,7 +93,7 @@ func tuneRuntime() {
 // trimMaxPeriod otherwise, so that hundreds of idle shims do not wake the
 // machine every few seconds. It allocates nothing itself, so an idle shim
 // stays idle.
-func trimWhenIdle(period time.Duration, after uint64) {
+func TrimWhenIdle(period time.Duration, after uint64) {
 	sample := []metrics.Sample{{Name: allocsMetric}}
 	allocs := func() uint64 {
 		metrics.Read(sample)
