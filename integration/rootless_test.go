@@ -44,6 +44,7 @@ type rlUser struct {
 	bin      string // dir/bin: tether and tether-shim, readable by the user
 	xdg      string // dir/xdg: its XDG_RUNTIME_DIR (0700, its own)
 	work     string // dir/w: its working folder
+	cgroupFD int    // when > 0, the CLI starts in this cgroup (CLONE_INTO_CGROUP)
 }
 
 // rlNewUser creates the user (useradd, name unique to the run) with
@@ -208,6 +209,9 @@ func (u *rlUser) cmd(env []string, args ...string) *exec.Cmd {
 	}
 	c.Env = base
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid), Groups: []uint32{}}}
+	if u.cgroupFD > 0 {
+		c.SysProcAttr.UseCgroupFD, c.SysProcAttr.CgroupFD = true, u.cgroupFD
+	}
 	return c
 }
 
@@ -566,4 +570,90 @@ func rlDebugger(t *testing.T, pid int) <-chan struct{} {
 		t.Fatalf("seize init %d: %v", pid, err)
 	}
 	return done
+}
+
+// TestRootlessCgroupDelegation: on a cgroup v2 host, a user that owns a
+// delegated subtree (chowned to it as systemd's Delegate=yes does) gets a
+// rootless config with resources, and its container a cgroup of its own
+// in that subtree: stats, update (memory.max changes) and an OOM record
+// work as for root. A cgroup v1 host cannot delegate: the test skips
+// there, and hack/test-cgroup2.sh -ci (CI) runs it in the cgroup v2 VM.
+func TestRootlessCgroupDelegation(t *testing.T) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &fs); err != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		t.Skip("needs a cgroup v2 host (delegation is v2 only): hack/test-cgroup2.sh -ci runs it in the cgroup v2 VM")
+	}
+	var cg string
+	t.Cleanup(func() { // after the user's cleanup (registered later, run first) ended its containers
+		if cg == "" {
+			return
+		}
+		for end := time.Now().Add(rlWait); ; time.Sleep(50 * time.Millisecond) {
+			ents, _ := os.ReadDir(cg)
+			for _, e := range ents {
+				if e.IsDir() {
+					syscall.Rmdir(filepath.Join(cg, e.Name()))
+				}
+			}
+			if err := syscall.Rmdir(cg); err == nil || os.IsNotExist(err) || time.Now().After(end) {
+				if err != nil && !os.IsNotExist(err) {
+					t.Errorf("remove cgroup %s: %v", cg, err)
+				}
+				return
+			}
+		}
+	})
+	u := rlNewUser(t)
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory +pids"), 0); err != nil {
+		t.Fatalf("enable memory and pids at the cgroup root: %v", err)
+	}
+	cg = filepath.Join("/sys/fs/cgroup", u.name)
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.subtree_control"), []byte("+memory +pids"), 0); err != nil {
+		t.Fatal(err)
+	}
+	cli := filepath.Join(cg, "cli")
+	if err := os.Mkdir(cli, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{cg, cli} { // what systemd chowns for Delegate=yes
+		for _, f := range []string{"", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"} {
+			if err := os.Chown(filepath.Join(dir, f), u.uid, u.gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fd, err := unix.Open(cli, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	u.cgroupFD = fd
+
+	u.must("run", "-d", "--memory", "64m", "st", "--", "sleep", "1000")
+	if r := u.tether(nil, "stats", "--no-stream", "st"); r.Code != 0 || !strings.Contains(r.Stdout, "st") {
+		t.Errorf("stats: exit %d, %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	max := filepath.Join(cg, "st", "memory.max")
+	if b, err := os.ReadFile(max); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(64<<20) {
+		t.Fatalf("%s: %q %v: want the container's own cgroup in the delegated subtree, limited to 64m", max, b, err)
+	}
+	u.must("update", "--memory", "96m", "st")
+	if b, err := os.ReadFile(max); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(96<<20) {
+		t.Errorf("%s after update --memory 96m: %q %v", max, b, err)
+	}
+	u.must("kill", "--signal", "KILL", "st")
+	u.tether(nil, "wait", "st")
+	u.must("delete", "st")
+
+	u.must("run", "-d", "--memory", "16m", "oom", "--", "sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done")
+	if r := u.tether(nil, "wait", "oom"); r.Code != 137 {
+		t.Errorf("wait: exit %d (%s), want 137", r.Code, r.Stderr)
+	}
+	if st := u.state("oom"); st["oom_killed"] != true {
+		t.Errorf("state %v: want oom_killed", st)
+	}
+	u.must("delete", "oom")
 }
