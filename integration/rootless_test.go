@@ -340,7 +340,15 @@ func TestRootlessDefaults(t *testing.T) {
 	}
 	u.must("delete", "d1")
 
-	r := u.tether([]string{"XDG_RUNTIME_DIR="}, "list")
+	r := u.tether(nil, "run", "--memory", "32m", "lim", "--", "true")
+	if line := strings.TrimSpace(r.Stderr); r.Code == 0 || strings.Contains(line, "\n") || !strings.Contains(line, "delegated cgroup") {
+		t.Errorf("run --memory without a delegated cgroup: exit %d, stderr %q: want one line naming the delegated cgroup", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(u.xdg, "tether", "lim")); !os.IsNotExist(err) {
+		t.Errorf("refused run left its folder: %v", err)
+	}
+
+	r = u.tether([]string{"XDG_RUNTIME_DIR="}, "list")
 	line := strings.TrimSpace(r.Stderr)
 	if r.Code == 0 || strings.Contains(line, "\n") || !strings.Contains(line, "XDG_RUNTIME_DIR") || !strings.Contains(line, "--root") {
 		t.Errorf("list without XDG_RUNTIME_DIR: exit %d, stderr %q: want one line naming XDG_RUNTIME_DIR and --root", r.Code, r.Stderr)
