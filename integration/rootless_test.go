@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/internal/ids"
+	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/internal/sweep"
 	"github.com/tether-run/tether/internal/testutil"
 	"golang.org/x/sys/unix"
@@ -440,8 +441,9 @@ func TestRootlessLifecycle(t *testing.T) {
 // user. A manager killed -9 during wait: the next wait has the status. A
 // shim killed -9: the next command adopts the container, signals still
 // reach it (through the tracer), and once it exits 5 the true 5 is
-// reported: the exit tracer learned it, though rootless has no process
-// events connector. A debugger that already traces init: the status is
+// reported, and the true 3 of an exec'd process adopted with it: the exit
+// tracer learned them, though rootless has no process events connector,
+// and an in-place upgrade of the adopting shim in between keeps them. A debugger that already traces init: the status is
 // an honest unknown with a reason, never a made-up code.
 func TestRootlessRecovery(t *testing.T) {
 	u := rlNewUser(t)
@@ -463,6 +465,7 @@ func TestRootlessRecovery(t *testing.T) {
 
 	b = u.gatedBundle("sk", 5)
 	u.must("run", "-d", "--bundle", b, "sk")
+	u.must("exec", "-d", "--exec-id", "e1", "sk", "--", "sh", "-c", "while [ ! -e /tmp/ex ]; do sleep 0.05; done; exit 3")
 	st := u.state("sk")
 	shim, init := rlInt(st, "shim_pid"), rlInt(st, "pid")
 	rlKillShim(t, shim)
@@ -475,6 +478,13 @@ func TestRootlessRecovery(t *testing.T) {
 	}
 	u.must("kill", "--signal", "USR1", "sk")
 	testutil.Eventually(t, rlWait, "got USR1 in the log", func() bool { return strings.Contains(u.must("logs", "sk"), "got USR1") })
+	u.must("upgrade", "sk") // in place: the new image takes the tracer's record
+	if err := os.WriteFile(filepath.Join(b, "rootfs", "tmp", "ex"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := u.tether(nil, "wait", "--exec-id", "e1", "sk"); r.Code != 3 {
+		t.Errorf("adopted exec'd process: wait exit %d (%s), want its true status 3", r.Code, r.Stderr)
+	}
 	rlRelease(t, b)
 	r := u.tether(nil, "wait", "sk")
 	st = u.state("sk")
@@ -504,28 +514,20 @@ func TestRootlessRecovery(t *testing.T) {
 	u.must("delete", "dbg")
 }
 
-// rlKillShim kills the shim by its recorded pid and waits for it to go.
+// rlKillShim kills the shim by its recorded pid and waits until it has
+// fully exited (all its threads: its socket closes with the last one).
 func rlKillShim(t *testing.T, pid int) {
 	t.Helper()
+	id, err := proc.Identify(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	testutil.Eventually(t, rlWait, "the shim gone", func() bool {
-		return syscall.Kill(pid, 0) != nil || rlState(pid) == 'Z'
-	})
-}
-
-func rlState(pid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
+	if !id.WaitExit(rlWait) {
+		t.Fatalf("shim %d still there %v after SIGKILL", pid, rlWait)
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return 0
-	}
-	return s[i+2]
 }
 
 func rlTracerPid(t *testing.T, pid int) int {

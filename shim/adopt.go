@@ -273,10 +273,6 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener, tr *exitTra
 	if wait == nil {
 		wait = proc.WaitFd
 	}
-	// After an in-place upgrade the tracer started by the old image (tr is
-	// nil here) still traces the process and writes its exit record.
-	_, id0, _ := p.current()
-	handedTracer := tr == nil && cn == nil && tracerPid(id0.Pid) != 0
 	for !wait(fd, -1) {
 		if errors.Is(unix.PidfdSendSignal(fd, 0, nil, 0), unix.ESRCH) {
 			break // it has exited: poll failed for another reason
@@ -295,15 +291,10 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener, tr *exitTra
 		}
 	}
 	if tr != nil {
-		if status, err := tr.status(); err == nil {
+		if status, err := tr.status(p.files, pid.Pid); err == nil {
 			e.Status, reason = status, ""
 		} else {
 			reason += " (" + err.Error() + ")"
-		}
-	}
-	if handedTracer && reason != "" {
-		if status, ok := tracedExit(p.files, pid.Pid); ok {
-			e.Status, reason = status, ""
 		}
 	}
 	if r := p.killedBy(); r != "" && reason == "" {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/reaper"
@@ -160,11 +161,24 @@ func traceExit(pid int, start uint64, attached func()) (int, error) {
 	}
 }
 
-// exitTracer is a running TraceExitAction helper of this shim.
+// exitTracer is a running TraceExitAction helper of this shim, or (handed)
+// one the image before an in-place upgrade started, which only leaves its
+// exit record.
 type exitTracer struct {
-	out  *bufio.Reader
-	pipe io.Closer
-	wait func() (int, error)
+	out    *bufio.Reader
+	pipe   io.Closer
+	wait   func() (int, error)
+	handed bool
+}
+
+// handedTracer is, after an in-place upgrade, the tracer the old image
+// started for the adopted process pid, when one traces it (rootless: no
+// process events connector); nil otherwise.
+func handedTracer(cn *cnproc.Listener, pid int) *exitTracer {
+	if cn != nil || tracerPid(pid) == 0 {
+		return nil
+	}
+	return &exitTracer{handed: true}
 }
 
 // traceTimeout bounds how long the shim waits for a tracer to attach,
@@ -226,8 +240,15 @@ func (t *exitTracer) line(d time.Duration) (string, error) {
 	}
 }
 
-// status is the traced process's exit status, once it has exited.
-func (t *exitTracer) status() (int, error) {
+// status is the exit status of the traced process pid (files are its
+// records), once it has exited.
+func (t *exitTracer) status(files store.Proc, pid int) (int, error) {
+	if t.handed {
+		if status, ok := tracedExit(files, pid); ok {
+			return status, nil
+		}
+		return 0, fmt.Errorf("no exit record from the tracer of the shim before its upgrade")
+	}
 	defer t.close()
 	line, err := t.line(traceTimeout)
 	if err != nil && line == "" {
@@ -243,6 +264,9 @@ func (t *exitTracer) status() (int, error) {
 }
 
 func (t *exitTracer) close() {
+	if t.handed {
+		return
+	}
 	t.pipe.Close()
 	go t.wait() // it ends once it has written; the reaper reaps it
 }
