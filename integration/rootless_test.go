@@ -392,8 +392,8 @@ func TestRootlessLifecycle(t *testing.T) {
 			st := u.state(id)
 			init := rlInt(st, "pid")
 			r = u.tether(nil, "top", id)
-			if r.Code != 0 || !strings.Contains(r.Stdout, strconv.Itoa(init)) {
-				t.Errorf("top: exit %d, %q %q: want init %d listed", r.Code, r.Stdout, r.Stderr, init)
+			if r.Code != 0 || !strings.Contains(r.Stdout, strconv.Itoa(init)) || !strings.Contains(r.Stdout, " root ") {
+				t.Errorf("top: exit %d, %q %q: want init %d listed, its user root (the user namespace's 0)", r.Code, r.Stdout, r.Stderr, init)
 			}
 			for _, args := range [][]string{{"stats", "--no-stream", id}, {"update", "--pids-limit", "10", id}, {"update", "--memory", "64m", id}} {
 				r := u.tether(nil, args...)
