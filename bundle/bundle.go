@@ -57,6 +57,12 @@ type Options struct {
 	// Resources, when set, replaces the default linux.resources; its
 	// device rules are kept as the default's when it has none.
 	Resources *specs.LinuxResources
+	// Rootless, when set, makes the config one its unprivileged caller can
+	// run (see DetectRootless), as `runc spec --rootless` does: a user
+	// namespace, no network namespace, /sys bound read-only, no
+	// linux.resources without a delegated cgroup (Resources is then
+	// refused).
+	Rootless *Rootless
 }
 
 // Write creates an OCI bundle in dir: config.json and rootfs/, a minimal

@@ -46,14 +46,20 @@ func newSpec(opts Options) (*specs.Spec, error) {
 		}
 		linux.Resources = &res
 	}
-	return &specs.Spec{
+	spec := &specs.Spec{
 		Version:  ociVersion,
 		Process:  proc,
 		Root:     &specs.Root{Path: "rootfs", Readonly: opts.ReadOnly},
 		Hostname: orDefault(opts.Hostname, defaultHostname),
 		Mounts:   append(defaultMounts(), opts.Mounts...),
 		Linux:    linux,
-	}, nil
+	}
+	if opts.Rootless != nil {
+		if err := rootlessSpec(spec, opts.Rootless, opts.Resources != nil); err != nil {
+			return nil, err
+		}
+	}
+	return spec, nil
 }
 
 // newProcess builds the container's init process from opts.

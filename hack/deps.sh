@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tether's build, demo and tests need on a Debian machine:
 # runc, crun, busybox-static, criu (checkpoint/restore), containerd, and podman (with its conmon
-# and CNI plugins) plus script(1) for the tether-conmon tests. Run as root. Also makes crun usable on a
+# and CNI plugins) plus script(1) for the tether-conmon tests, uidmap for the rootless tests. Run as root. Also makes crun usable on a
 # cgroup v1 "hybrid" host (see README, "Hosts with hybrid cgroups").
 set -euo pipefail
 
@@ -21,6 +21,9 @@ command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v conmon >/dev/null 2>&1 || need+=(conmon)
 [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
+# newuidmap and newgidmap (uidmap) let a rootless container map its user's
+# /etc/subuid and /etc/subgid ranges (the rootless tests, README "Rootless").
+{ command -v newuidmap && command -v newgidmap; } >/dev/null 2>&1 || need+=(uidmap)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -61,7 +61,8 @@ declare -A FLAGS=(
 # (pause), the v2 device filter (eBPF, many containers at once), cgroup
 # removal at delete, kill --all and adoption (the cgroup of an orphaned
 # init), the upgraded shim's cgroup, checkpoint (CRIU), and the containerd
-# and podman front ends' cgroup paths (metrics, OOM, update). Left to the
+# and podman front ends' cgroup paths (metrics, OOM, update), and a rootless
+# user's delegated cgroup v2 subtree (v2 only). Left to the
 # full pass (make test-cgroup2): the CLI's parsing and output, logs and
 # terminals, exec's error paths, recovery of records and crash points,
 # version skew and the hardening of the socket, which take no cgroup path
@@ -74,7 +75,7 @@ declare -A CI=(
 	[internal/cnproc]=''
 	[shim/coretest]=''
 	[conmon]=''
-	[integration]='^(TestCgroupOwnPerContainer|TestCgroupLimits|TestCgroupOOMKill|TestOOMKillRecorded|TestOOMKillWhileManagerDown|TestMetricsAndUpdate|TestStatsUpdateTopCLI|TestTop|TestOpsStop|TestOpsEventsOOM|TestOpsEventsOOMChild|TestOpsCheckpointRestore|TestExecPauseResume|TestCoreDeleteLeavesNothing|TestHardeningLoad|TestRecoveryShimKilled|TestRecoveryExitWhileNoManager|TestUpgradeUntouched|TestUpgradeAdopted|TestPodman_Isolated)$'
+	[integration]='^(TestCgroupOwnPerContainer|TestCgroupLimits|TestCgroupOOMKill|TestOOMKillRecorded|TestOOMKillWhileManagerDown|TestMetricsAndUpdate|TestStatsUpdateTopCLI|TestTop|TestOpsStop|TestOpsEventsOOM|TestOpsEventsOOMChild|TestOpsCheckpointRestore|TestExecPauseResume|TestCoreDeleteLeavesNothing|TestHardeningLoad|TestRecoveryShimKilled|TestRecoveryExitWhileNoManager|TestUpgradeUntouched|TestUpgradeAdopted|TestPodman_Isolated|TestRootlessCgroupDelegation)$'
 	[integration/ctrd]='^(TestContainerdUpdate|TestContainerdOOM|TestContainerdCheckpoint|TestContainerdDetachedTask|TestContainerdShimKilled|TestCRIPod)$'
 )
 

@@ -33,6 +33,10 @@ const (
 	// RemedyOtherRuntime: the OCI runtime is not found; install it or
 	// name another (Opts.Runtime).
 	RemedyOtherRuntime
+	// RemedyRuntimeDir: a non-root caller has no default root; set
+	// XDG_RUNTIME_DIR (a folder of its own, mode 0700) or name a root
+	// (Opts.Root).
+	RemedyRuntimeDir
 )
 
 // RemedyError is an error together with what can be done about it. Its

@@ -30,7 +30,8 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
-// DefaultRoot is the runtime root used when Opts.Root is empty.
+// DefaultRoot is the runtime root used when Opts.Root is empty and the
+// caller is root (see DefaultRootFor for anyone else).
 const DefaultRoot = "/run/tether"
 
 // The versions this build speaks (for 'tether version'): the shim control
@@ -71,7 +72,8 @@ var (
 
 // Opts configure a Manager. Every field has a usable zero value.
 type Opts struct {
-	// Root is the runtime root; "" means DefaultRoot. Created with mode
+	// Root is the runtime root; "" means DefaultRootFor(the effective
+	// uid): DefaultRoot for root, $XDG_RUNTIME_DIR/tether otherwise. Created with mode
 	// 0711 if missing.
 	Root string
 	// Runtime is the OCI runtime binary, a name looked up on PATH or a
@@ -117,7 +119,10 @@ type Manager struct {
 func New(opts Opts) (*Manager, error) {
 	root := opts.Root
 	if root == "" {
-		root = DefaultRoot
+		var err error
+		if root, err = DefaultRootFor(os.Geteuid()); err != nil {
+			return nil, err
+		}
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -66,10 +67,26 @@ func userName(users map[string]map[int]string, pid, uid int) string {
 		names = readPasswd("/proc/" + strconv.Itoa(pid) + "/root/etc/passwd")
 		users[root] = names
 	}
-	if n, ok := names[uid]; ok {
+	if n, ok := names[containerUID(pid, uid)]; ok {
 		return n
 	}
 	return strconv.Itoa(uid)
+}
+
+// containerUID is host uid as process pid's user namespace sees it (a
+// rootless container maps its user to 0), or uid when no mapping holds it.
+func containerUID(pid, uid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/uid_map")
+	if err != nil {
+		return uid
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var inside, outside, size int
+		if n, _ := fmt.Sscan(line, &inside, &outside, &size); n == 3 && uid >= outside && uid-outside < size {
+			return uid - outside + inside
+		}
+	}
+	return uid
 }
 
 // readPasswd maps the uids of a passwd file to their names; a missing or

@@ -78,7 +78,14 @@ func (s *Shim) Adopt(ctx context.Context) (int, error) {
 		stopListening(cn)
 		return 0, fmt.Errorf("adopt init pid %d: %w: %w", init.Pid, ErrNotRunning, err)
 	}
-	if err := s.startAdopted(ctx, init, fd, cn); err != nil {
+	var tr *exitTracer
+	if cn == nil { // rootless: a tracer learns the status instead
+		tr = s.startTracer("", init)
+	}
+	if err := s.startAdopted(ctx, init, fd, cn, tr); err != nil {
+		if tr != nil {
+			tr.close()
+		}
 		unix.Close(fd)
 		stopListening(cn)
 		return 0, err
@@ -116,7 +123,7 @@ func stopListening(cn *cnproc.Listener) {
 }
 
 // startAdopted sets the shim up around an init it holds a pidfd of.
-func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *cnproc.Listener) error {
+func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn *cnproc.Listener, tr *exitTracer) error {
 	status, err := s.runtimeStatus(ctx)
 	if err != nil {
 		return err
@@ -133,7 +140,7 @@ func (s *Shim) startAdopted(ctx context.Context, init proc.Identity, fd int, cn 
 	}
 	s.adoptExecs(cn)
 	s.adopted = time.Now().UTC()
-	go s.watchAdopted(s.init, fd, cn)
+	go s.watchAdopted(s.init, fd, cn, tr)
 	s.started()
 	s.log.WithFields(logrus.Fields{"pid": init.Pid, "status": status}).Info("adopted container")
 	s.journal(store.Event{Type: store.EventAdopted, Pid: init.Pid})
@@ -235,10 +242,14 @@ func (s *Shim) adoptExec(cn *cnproc.Listener, name string) error {
 		unix.Close(fd)
 		return err
 	}
+	var tr *exitTracer
+	if cn == nil {
+		tr = s.startTracer(name, r.Init)
+	}
 	s.mu.Lock()
 	s.execs[name] = p
 	s.mu.Unlock()
-	go s.watchAdopted(p, fd, cn)
+	go s.watchAdopted(p, fd, cn, tr)
 	return nil
 }
 
@@ -247,12 +258,13 @@ func (s *Shim) adoptExec(cn *cnproc.Listener, name string) error {
 const waitRetry = time.Second
 
 // watchAdopted waits for an adopted process to end and records its exit:
-// the true status when the process events connector delivered it,
-// UnknownStatus with a reason otherwise. When init ends, exec'd processes
+// the true status when the process events connector or the exit tracer tr
+// (rootless; nil when there is none) delivered it, UnknownStatus with a
+// reason otherwise. When init ends, exec'd processes
 // still running are killed, as for a shim's own init. A failed poll is
 // never taken for an exit: the process is asked through its pidfd whether
 // it still runs, and watched again if so.
-func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener) {
+func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener, tr *exitTracer) {
 	defer unix.Close(fd)
 	p.mu.Lock()
 	p.pidfd = fd // an upgrade hands it over (handoff.go)
@@ -273,6 +285,13 @@ func (s *Shim) watchAdopted(p *process, fd int, cn *cnproc.Listener) {
 	reason := ReasonAdoptedUnknown
 	if cn != nil {
 		if status, err := cn.StatusOf(pid.Pid); err == nil {
+			e.Status, reason = status, ""
+		} else {
+			reason += " (" + err.Error() + ")"
+		}
+	}
+	if tr != nil {
+		if status, err := tr.status(p.files, pid.Pid); err == nil {
 			e.Status, reason = status, ""
 		} else {
 			reason += " (" + err.Error() + ")"

@@ -21,6 +21,13 @@ var ErrNoCgroup = errors.New("container cgroup not known")
 // runtime's delete). A failure is logged: the exit record then carries no
 // OOM fields.
 func (s *Shim) loadCgroup(pid int) {
+	if noOwnCgroup(pid) {
+		s.mu.Lock()
+		s.sharedCg = true
+		s.mu.Unlock()
+		s.log.Info("the container has no cgroup of its own (rootless, no delegated cgroup): no stats, update or OOM records")
+		return
+	}
 	cg, err := cgroups.Load(pid)
 	if err != nil {
 		s.log.WithError(err).Warn("container cgroup not found: OOM kills will not be recorded")
@@ -132,6 +139,9 @@ func (s *Shim) Metrics() (*cgroups.Stats, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
+	if err := s.ownCgroup(); err != nil {
+		return nil, err
+	}
 	cg, err := s.cgroup()
 	if err != nil {
 		return nil, err
@@ -151,6 +161,9 @@ func (s *Shim) Update(ctx context.Context, res *specs.LinuxResources) error {
 	}
 	if status, _, _ := s.init.current(); status == StatusStopped {
 		return fmt.Errorf("update: %w", ErrNotRunning)
+	}
+	if err := s.ownCgroup(); err != nil {
+		return err
 	}
 	return fromOCI(s.rt.Update(ctx, s.id, res))
 }

@@ -134,7 +134,7 @@ func TestD4PollErrorIsNotAnExit(t *testing.T) {
 	p := s.newProcess("a", files, &procIO{log: log})
 	p.status, p.pid = StatusRunning, id
 	s.execs["a"] = p
-	s.watchAdopted(p, fd, nil)
+	s.watchAdopted(p, fd, nil, nil)
 	var end time.Time
 	select {
 	case end = <-ended:

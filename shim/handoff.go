@@ -604,7 +604,7 @@ func (s *Shim) watchResumed(adopted []*process) {
 		if cn != nil {
 			cn.Watch(pid.Pid)
 		}
-		go s.watchAdopted(p, p.pidfd, cn)
+		go s.watchAdopted(p, p.pidfd, cn, handedTracer(cn, pid.Pid))
 	}
 }
 

@@ -249,6 +249,13 @@ func (s *Shim) Pids(ctx context.Context) ([]int, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	shared := s.sharedCg
+	s.mu.Unlock()
+	if shared { // the runtime's ps reads the container's cgroup
+		_, init, _ := s.init.current()
+		return namespacePids(init.Pid)
+	}
 	return s.rt.Ps(ctx, s.id)
 }
 

@@ -154,6 +154,7 @@ type Shim struct {
 	stash    map[int]reaper.Exit
 	begun    bool            // Create or Adopt was called
 	cg       *cgroups.Cgroup // init's cgroups, nil when they could not be found
+	sharedCg bool            // init has no cgroup of its own (rootless.go)
 	oomTold  uint64          // the OOM kill count the last EventOOM carried
 
 	frz      freezer      // an upgrade's hold on the core (handoff.go)

@@ -59,6 +59,9 @@ func parseFlags(args []string) (*flags, []string, error) {
 const shimVersion = "v1"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == shim.TraceExitAction { // an adopting core's exit tracer
+		os.Exit(shim.TraceExitMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == shim.OOMExecAction {
 		// The core runs the OCI runtime through this; see shim.OOMExecAction.
 		err := shim.OOMExec(os.Args[2:])

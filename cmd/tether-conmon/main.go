@@ -13,6 +13,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == shim.TraceExitAction { // an adopting core's exit tracer
+		os.Exit(shim.TraceExitMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == shim.OOMExecAction {
 		// The core runs the OCI runtime through this when the monitor
 		// lowered its own OOM score (a host with CAP_SYS_RESOURCE); see

@@ -39,6 +39,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == shim.TraceExitAction { // an adopting core's exit tracer
+		os.Exit(shim.TraceExitMain(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == shim.OOMExecAction {
 		// The shim runs the OCI runtime through this; see shim.OOMExecAction.
 		err := shim.OOMExec(os.Args[2:])

@@ -48,6 +48,10 @@ func cmdBundle(_ *globals, dir string, command []string, tty bool) error {
 	if len(command) == 0 {
 		opts.Args = []string{"sh"}
 	}
+	var err error
+	if opts.Rootless, err = bundle.DetectRootless(); err != nil {
+		return err
+	}
 	return bundle.Write(dir, opts)
 }
 

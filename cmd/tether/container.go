@@ -163,6 +163,9 @@ func (f *createFlags) bundleOptions(command []string) (bundle.Options, error) {
 	if opts.Resources, err = parseResources(f.memory, f.cpus); err != nil {
 		return opts, usageError{error: err}
 	}
+	if opts.Rootless, err = bundle.DetectRootless(); err != nil {
+		return opts, err
+	}
 	return opts, nil
 }
 

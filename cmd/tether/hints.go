@@ -49,6 +49,8 @@ func remedyHint(r runtime.Remedy, id, exec string, terminal bool) string {
 		return "see 'tether list'"
 	case runtime.RemedyOtherRoot:
 		return "pick a writable folder with --root"
+	case runtime.RemedyRuntimeDir:
+		return "set XDG_RUNTIME_DIR to a folder of your own (mode 0700), or pick a writable folder with --root"
 	case runtime.RemedyOtherRuntime:
 		return "or choose another with --runtime"
 	case runtime.RemedyTerminalBundle:

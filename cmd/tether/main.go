@@ -141,7 +141,7 @@ func usageHint(cmd *cobra.Command, ue usageError) string {
 
 // register defines the global flags on fs.
 func (g *globals) register(fs *pflag.FlagSet) {
-	fs.StringVar(&g.root, "root", envOr("TETHER_ROOT", runtime.DefaultRoot), "runtime root, or $TETHER_ROOT")
+	fs.StringVar(&g.root, "root", envOr("TETHER_ROOT", ""), "runtime root, or $TETHER_ROOT (default "+runtime.DefaultRoot+", or $XDG_RUNTIME_DIR/tether for a non-root user)")
 	fs.StringVar(&g.runtime, "runtime", envOr("TETHER_RUNTIME", "runc"), "OCI runtime binary (runc or crun), or $TETHER_RUNTIME")
 	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")

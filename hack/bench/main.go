@@ -11,7 +11,8 @@
 // containers started, listed, deleted), podman (`podman run -d` and the
 // idle monitor's PSS with tether-conmon against conmon) and upgrade (an
 // in-place shim upgrade of 20 containers one by one against a restart, and
-// of 100 with tether upgrade --all, every output byte checked).
+// of 100 with tether upgrade --all, every output byte checked) and tracer
+// (what the rootless exit tracer costs a process: signals, system calls).
 //
 // Everything runs in a fresh folder under /tmp with container IDs unique to
 // the run. On exit, and on SIGINT, SIGTERM or SIGHUP, every shim, init,
@@ -35,9 +36,12 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade", "tracer"}
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == tracerChildArg {
+		tracerChild()
+	}
 	bin := flag.String("bin", "bin", "folder holding tether and tether-shim ('make build')")
 	jsonOut := flag.String("json", "", "also write the rows to this file as a JSON array")
 	markdown := flag.Bool("markdown", false, "print the table as Markdown")
@@ -147,6 +151,10 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	step("exec", b.execRow)
 	step("exit", b.exitRow)
 	step("logs", b.logsRow)
+	if want["tracer"] && ctx.Err() == nil {
+		fmt.Fprintf(logw, "bench: tracer\n")
+		rows = append(rows, b.tracerRows(ctx)...)
+	}
 	if want["podman"] && ctx.Err() == nil {
 		fmt.Fprintf(logw, "bench: podman\n")
 		rows = append(rows, b.podmanRows(ctx)...)
