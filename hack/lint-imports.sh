@@ -29,7 +29,7 @@ check() {
 }
 
 # The low layers import nothing above them.
-for low in reaper oci crilog store shimapi cgroups internal/ids internal/errdefs internal/proc internal/cnproc internal/unixsock internal/atomicfile internal/mountinfo bundle; do
+for low in reaper oci crilog store shimapi cgroups internal/ids internal/errdefs internal/proc internal/cnproc internal/unixsock internal/atomicfile internal/mountinfo internal/ptrace internal/gotune bundle; do
 	check "$low" deps shim runtime cmd
 done
 # The restore verdict serves the manager and the shim alike.

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,9 +16,8 @@ import (
 	"github.com/tether-run/tether/internal/cnproc"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
-	"github.com/tether-run/tether/reaper"
+	"github.com/tether-run/tether/internal/ptrace"
 	"github.com/tether-run/tether/store"
-	"golang.org/x/sys/unix"
 )
 
 // TraceExitAction is the shim action
@@ -104,61 +102,11 @@ func TraceExit(args []string) error {
 func traceExit(pid int, start uint64, attached func()) (int, error) {
 	runtime.LockOSThread() // ptrace requests come from the tracing thread
 	defer runtime.UnlockOSThread()
-	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, unix.PTRACE_O_TRACEEXIT, 0, 0); e != 0 {
-		if e == unix.EPERM {
-			return 0, fmt.Errorf("cannot trace pid %d (%w): already traced by a debugger, or tracing is not allowed", pid, e)
-		}
-		return 0, fmt.Errorf("cannot trace pid %d: %w", pid, e)
-	}
-	if st, err := proc.ReadStat(pid); err != nil || st.StartTime != start {
-		return 0, fmt.Errorf("pid %d is no longer the process to trace", pid) // our exit detaches it
+	if err := ptrace.Seize(pid, start); err != nil {
+		return 0, err
 	}
 	attached()
-	status, seen := 0, false
-	for {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			if seen { // its exit was seen at PTRACE_EVENT_EXIT
-				return status, nil
-			}
-			return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
-		}
-		switch {
-		case ws.Exited(), ws.Signaled():
-			return reaper.ExitStatus(ws), nil
-		case !ws.Stopped():
-			continue
-		}
-		sig := ws.StopSignal()
-		switch int(ws>>16) & 0xff { // the event (WaitStatus.TrapCause says -1 unless SIGTRAP)
-		case unix.PTRACE_EVENT_EXIT:
-			if msg, err := unix.PtraceGetEventMsg(pid); err == nil {
-				status, seen = reaper.ExitStatus(unix.WaitStatus(msg)), true
-			}
-			err = unix.PtraceCont(pid, 0)
-		case unix.PTRACE_EVENT_STOP:
-			if sig == syscall.SIGSTOP || sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU {
-				// a group stop: it stays stopped until SIGCONT, as untraced
-				_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0)
-				if e != 0 {
-					err = e
-				}
-			} else {
-				err = unix.PtraceCont(pid, 0)
-			}
-		case 0: // signal-delivery stop: deliver the signal
-			err = unix.PtraceCont(pid, int(sig))
-		default:
-			err = unix.PtraceCont(pid, 0)
-		}
-		if errors.Is(err, unix.ESRCH) {
-			continue // killed meanwhile: wait reports it
-		}
-	}
+	return ptrace.Follow(pid)
 }
 
 // exitTracer is a running TraceExitAction helper of this shim, or (handed)

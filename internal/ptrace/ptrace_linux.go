@@ -1,0 +1,113 @@
+// Package ptrace follows a process to its exit as its tracer, without
+// getting in its way, so that a process that is not its parent learns its
+// true exit status. Tether needs it where the kernel's process events
+// connector (CAP_NET_ADMIN in the host's user namespace) is out of reach:
+// an adopting shim and podman's rootless monitor watcher.
+//
+// The tracer only seizes (PTRACE_SEIZE: no SIGSTOP, no stop at attach),
+// resumes every stop at once, delivers every signal, keeps a group stop
+// (SIGSTOP and its kin) a real stop with PTRACE_LISTEN, and sets no
+// PTRACE_O_EXITKILL: if the tracer dies, the kernel detaches it and the
+// traced process runs on. Its cost is a round trip through the tracer for
+// each signal the process receives and once at its exit; system calls are
+// not traced.
+package ptrace
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/reaper"
+	"golang.org/x/sys/unix"
+)
+
+// ErrTraced is returned by Seize when pid cannot be traced: a debugger
+// already traces it, or tracing is not allowed (Yama's ptrace_scope).
+var ErrTraced = errors.New("already traced by a debugger, or tracing is not allowed")
+
+// Seize makes the calling thread pid's tracer and checks that pid is still
+// the process that started at start (/proc/PID/stat field 22). Every
+// later ptrace request, Follow included, must come from the same thread:
+// call runtime.LockOSThread first. On an error pid is not traced.
+func Seize(pid int, start uint64) error {
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, unix.PTRACE_O_TRACEEXIT, 0, 0); e != 0 {
+		if e == unix.EPERM {
+			return fmt.Errorf("cannot trace pid %d: %w (%w)", pid, ErrTraced, e)
+		}
+		return fmt.Errorf("cannot trace pid %d: %w", pid, e)
+	}
+	if st, err := proc.ReadStat(pid); err != nil || st.StartTime != start {
+		Detach(pid)
+		return fmt.Errorf("pid %d is no longer the process to trace: %w", pid, proc.ErrGone)
+	}
+	return nil
+}
+
+// Follow resumes pid, which the calling thread traces (Seize), through
+// every stop until it exits, and returns its exit status (128+N for a
+// death by signal N). Only the real parent reaps it: the tracer's wait
+// reports the exit, and the status seen at PTRACE_EVENT_EXIT stands when
+// the parent reaped it first.
+func Follow(pid int) (int, error) {
+	status, seen := 0, false
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			if seen { // its exit was seen at PTRACE_EVENT_EXIT
+				return status, nil
+			}
+			return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
+		}
+		switch {
+		case ws.Exited(), ws.Signaled():
+			return reaper.ExitStatus(ws), nil
+		case !ws.Stopped():
+			continue
+		}
+		sig := ws.StopSignal()
+		// The event is the status's third byte (WaitStatus.TrapCause reads
+		// it only for SIGTRAP stops; a PTRACE_EVENT_STOP carries the stop
+		// signal).
+		switch int(ws>>16) & 0xff {
+		case unix.PTRACE_EVENT_EXIT:
+			if msg, err := unix.PtraceGetEventMsg(pid); err == nil {
+				status, seen = reaper.ExitStatus(unix.WaitStatus(msg)), true
+			}
+			err = unix.PtraceCont(pid, 0)
+		case unix.PTRACE_EVENT_STOP:
+			if isGroupStop(sig) {
+				// a group stop: it stays stopped until SIGCONT, as untraced
+				if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0); e != 0 {
+					err = e
+				}
+			} else {
+				err = unix.PtraceCont(pid, 0)
+			}
+		case 0: // a signal-delivery stop: deliver the signal
+			err = unix.PtraceCont(pid, int(sig))
+		default: // another event (exec)
+			err = unix.PtraceCont(pid, 0)
+		}
+		if errors.Is(err, unix.ESRCH) {
+			continue // killed meanwhile: wait reports it
+		}
+	}
+}
+
+// Detach stops tracing pid, which the calling thread traces; a pending
+// signal-delivery stop's signal is delivered. It is best effort: a
+// process that is not in a stop cannot be detached until it stops, and
+// the kernel detaches every tracee when its tracer exits anyway.
+func Detach(pid int) {
+	unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, 0, 0, 0)
+}
+
+func isGroupStop(sig syscall.Signal) bool {
+	return sig == syscall.SIGSTOP || sig == syscall.SIGTSTP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU
+}
