@@ -2,6 +2,8 @@
 // "tether-shim start --root R --id ID" with a ready pipe on fd 3; that start
 // helper re-executes itself as "serve" in a new session with its stdio on
 // the shim log and exits at once, so the shim belongs to no manager.
+// A short-lived manager (the CLI) may skip the helper and run "serve" itself
+// with --direct (see shimapi.DirectFlag).
 // "tether-shim adopt --root R --id ID" does the same for a container whose
 // shim died while its init runs on: the new shim ("serve-adopt") creates
 // nothing, takes the init by its recorded identity and serves it. With
@@ -54,6 +56,7 @@ func main() {
 	debugLog := fs.Bool("debug", false, "log at debug level")
 	lockFD := fs.Int("lock-fd", 0, "container folder lock held until ready")
 	handoff := fs.String("handoff", "", "take the container over from this handoff (in-place upgrade)")
+	direct := fs.Bool(shimapi.DirectFlag[2:], false, "started by a short-lived manager itself, without the start helper")
 	fs.Parse(os.Args[2:])
 	if *root == "" || ids.ValidID(*id) != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
@@ -66,6 +69,9 @@ func main() {
 	case shimapi.ActionAdopt:
 		err = startDaemon(*root, *id, shimapi.ServeAdopt, *lockFD, os.Args[2:])
 	case shimapi.ServeCreate, shimapi.ServeAdopt:
+		if *direct && *handoff == "" {
+			closeFdsFrom(4 + min(*lockFD, 1)) // what the start helper's closeStrayFds does
+		}
 		if *handoff != "" {
 			err = serveUpgraded(*root, *id, *debugLog, *handoff)
 			break
@@ -125,6 +131,22 @@ func closeStrayFds() {
 	for _, e := range ents {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
 			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+// closeFdsFrom closes every fd from first up: a shim started directly
+// (shimapi.DirectFlag) keeps only its stdio, the ready pipe (3) and the
+// lock (4); anything else is what its starter inherited from its own
+// caller without O_CLOEXEC. It runs before the shim opens anything.
+func closeFdsFrom(first int) {
+	if unix.CloseRange(uint(first), math.MaxUint32, 0) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd") // kernels before 5.9
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.Close(fd)
 		}
 	}
 }

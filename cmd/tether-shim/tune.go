@@ -24,15 +24,15 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/tether-run/tether/shimapi"
 )
 
 const (
 	// shimGOGC is the shim's GOGC: the heap may grow by half its live size
 	// between collections, and by 2 MiB (4 MiB x 50%) before the first.
-	shimGOGC = 50
+	shimGOGC = shimapi.ShimGOGC
 	// trimPeriod is how often trimWhenIdle looks at the allocation count
 	// while the shim is busy; trimMaxPeriod while it is idle.
 	trimPeriod    = 2 * time.Second
@@ -49,20 +49,7 @@ const (
 
 // runtimeEnv returns env with the shim's runtime settings, replacing any
 // the manager had for itself.
-func runtimeEnv(env []string) []string {
-	set := map[string]string{"GOMAXPROCS": "1", "GOGC": strconv.Itoa(shimGOGC)}
-	out := make([]string, 0, len(env)+len(set))
-	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[k]; !ok {
-			out = append(out, kv)
-		}
-	}
-	for k, v := range set {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
+func runtimeEnv(env []string) []string { return shimapi.ShimEnv(env) }
 
 // tuneRuntime applies the settings to a shim not started through the start
 // helper (its environment lacks them), and starts trimWhenIdle. Then it
