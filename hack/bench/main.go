@@ -143,10 +143,16 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 			rows = append(rows, f(ctx))
 		}
 	}
-	step("start", b.startRow)
+	steps := func(name string, f func(context.Context) []Row) {
+		if want[name] && ctx.Err() == nil {
+			fmt.Fprintf(logw, "bench: %s\n", name)
+			rows = append(rows, f(ctx)...)
+		}
+	}
+	steps("start", b.startRow)
 	step("exec", b.execRow)
-	step("exit", b.exitRow)
-	step("logs", b.logsRow)
+	steps("exit", b.exitRows)
+	steps("logs", b.logsRows)
 	if want["podman"] && ctx.Err() == nil {
 		fmt.Fprintf(logw, "bench: podman\n")
 		rows = append(rows, b.podmanRows(ctx)...)
