@@ -35,7 +35,7 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade", "floor"}
 
 func main() {
 	bin := flag.String("bin", "bin", "folder holding tether and tether-shim ('make build')")
@@ -153,6 +153,7 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 	step("exec", b.execRow)
 	steps("exit", b.exitRows)
 	steps("logs", b.logsRows)
+	steps("floor", b.floorRows)
 	if want["podman"] && ctx.Err() == nil {
 		fmt.Fprintf(logw, "bench: podman\n")
 		rows = append(rows, b.podmanRows(ctx)...)
