@@ -200,11 +200,9 @@ func (m *Manager) newRecord(id, bundleDir string, opts CreateOpts) (*store.Recor
 // startShim writes the record, starts the shim through its start helper
 // (which exits at once, so the shim is orphaned and belongs to no manager)
 // and waits for the shim's ready message. lock is the folder's lock, handed
-// down to the shim. The record is written unsynced: the shim makes it
-// durable while the OCI runtime creates the container, before it reports
-// ready (store.WriteRecordUnsynced says what a crash before that leaves).
+// down to the shim.
 func (m *Manager) startShim(ctx context.Context, st *store.Folder, rec *store.Record, lock *os.File) error {
-	if err := st.WriteRecordUnsynced(rec); err != nil {
+	if err := st.WriteRecord(rec); err != nil {
 		return err
 	}
 	crashPoint("after-record")

@@ -232,17 +232,7 @@ func (s *Shim) Create(ctx context.Context) (int, error) {
 	if s.self, err = s.st.WriteShimPid(os.Getpid()); err != nil {
 		return 0, err
 	}
-	// The manager wrote the record without fsync (store.WriteRecordUnsynced):
-	// it becomes durable here, while the runtime creates the container,
-	// and before Create returns (before the ready message).
-	synced := make(chan error, 1)
-	go func() { synced <- s.st.SyncRecord() }()
-	err = s.createInit(ctx)
-	if serr := <-synced; err == nil && serr != nil {
-		err = serr
-		s.rt.Delete(context.WithoutCancel(ctx), s.id, &oci.DeleteOpts{Force: true})
-	}
-	if err != nil {
+	if err := s.createInit(ctx); err != nil {
 		s.killLeftovers()
 		return 0, err
 	}

@@ -157,18 +157,6 @@ func (f *Folder) WriteRecord(r *Record) error {
 	return writeDurable(f.dir, recordFile, r)
 }
 
-// WriteRecordUnsynced writes the container record atomically for readers
-// (temp file, rename) but not yet durably: SyncRecord makes it so. A
-// manager creating a container writes it this way, and the new shim syncs
-// it while the OCI runtime creates the container, before it reports
-// ready. Until then a crash of the machine may leave the record empty or
-// missing: the create had not returned, and the folder loads as corrupt
-// (delete --force clears it), as for any create cut off.
-func (f *Folder) WriteRecordUnsynced(r *Record) error {
-	r.Version = Version
-	return writeVolatile(f.dir, recordFile, r)
-}
-
 // ReadShimPid reads the shim's pid record.
 func (f *Folder) ReadShimPid() (proc.Identity, error) { return readPid(f.dir, shimPidFile) }
 

@@ -123,19 +123,3 @@ func writeReserved(res, path string, b []byte) error {
 	}
 	return os.Rename(res, path)
 }
-
-// SyncRecord makes the container record and its name in the folder
-// durable (fsync of the file, then of the folder). A record already
-// durable costs two fsyncs with nothing to write.
-func (f *Folder) SyncRecord() error {
-	fd, err := unix.Open(filepath.Join(f.dir, recordFile), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", recordFile, err)
-	}
-	err = unix.Fsync(fd)
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", recordFile, err)
-	}
-	return atomicfile.SyncDir(f.dir)
-}
