@@ -8,7 +8,8 @@ package main
 //   - GOMAXPROCS=1: one P means one mcache, one set of GC work buffers and
 //     fewer threads; the shim's work (a copy loop per stream, a request at a
 //     time) is not parallel anyway. Set in the environment by the start
-//     helper, so the runtime starts that way.
+//     helper, or by a short-lived manager that starts the shim itself
+//     (shimapi.ShimEnv), so the runtime starts that way.
 //   - GOGC=shimGOGC: a smaller heap goal than Go's default, so garbage
 //     between collections stays small, but not so small that the first
 //     collection comes during start-up: the first one costs about 0.5 MiB
