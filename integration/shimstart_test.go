@@ -16,7 +16,8 @@ import (
 
 // TestCoreShimStart: a long-lived manager (the default) starts each shim
 // through the start helper, so the shim is never its child; a short-lived
-// one (Opts.ShortLived, the CLI) starts the shim itself with --direct: its
+// one (Opts.ShortLived, the CLI) starts the shim itself (TETHER_SHIM_DIRECT=1
+// in its starting environment): its
 // child until it exits, and reaped by it if the shim ends meanwhile. Both
 // shims lead a session of their own, so a kill of the manager's process
 // group never reaches them.
@@ -50,9 +51,9 @@ func TestCoreShimStart(t *testing.T) {
 			if pgid, err := syscall.Getpgid(st.ShimPid); err != nil || pgid != st.ShimPid {
 				t.Errorf("shim %d: process group %d (%v), want its own", st.ShimPid, pgid, err)
 			}
-			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.ShimPid))
-			if direct := strings.Contains(string(cmdline), "\x00--direct"); direct != short {
-				t.Errorf("shim command line %q: --direct=%v, want %v", cmdline, direct, short)
+			environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", st.ShimPid))
+			if direct := strings.Contains("\x00"+string(environ), "\x00TETHER_SHIM_DIRECT=1\x00"); direct != short {
+				t.Errorf("shim started with TETHER_SHIM_DIRECT=1: %v, want %v", direct, short)
 			}
 			shim, err := proc.Identify(st.ShimPid)
 			if err != nil {

@@ -259,7 +259,7 @@ func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.Fil
 // spawnDirect is spawnShim without the start helper (Opts.ShortLived): it
 // runs the shim proper itself, set up as the helper would (new session,
 // folder "/", stdout and stderr on the shim log, the tuned environment,
-// shimapi.DirectFlag so that it closes whatever else it inherited), and
+// shimapi.DirectEnv so that it closes whatever else it inherited), and
 // reaps it if it dies while this process lives. Not tied to ctx: the shim
 // outlives the call.
 func (m *Manager) spawnDirect(bin, action, id string, lock *os.File) (*os.File, error) {
@@ -281,12 +281,12 @@ func (m *Manager) spawnDirect(bin, action, id string, lock *os.File) (*os.File, 
 	if m.opts.ShimDebug {
 		args = append(args, "--debug")
 	}
-	cmd := exec.Command(bin, append(args, shimapi.DirectFlag)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w, lock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/"
-	cmd.Env = shimapi.ShimEnv(os.Environ())
+	cmd.Env = append(shimapi.ShimEnv(os.Environ()), shimapi.DirectEnv+"=1")
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("start shim: %w", err)

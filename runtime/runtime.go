@@ -102,8 +102,9 @@ type Opts struct {
 	// ShortLived says the manager's process exits soon after its calls
 	// return (a CLI command): it then starts each shim itself, in a new
 	// session, instead of through the shim's start helper, one process
-	// fewer per create or adoption (about 7 ms of `tether run -d` on the
-	// bench machine). Until this process exits the shim is its child
+	// fewer per create or adoption (`tether run -d` went from 123.6 to
+	// 112.3 ms on the bench machine; README, "Benchmarks"). Until this
+	// process exits the shim is its child
 	// (reaped by it if it dies meanwhile); then the shim is reparented to
 	// the subreaper or init. A long-lived manager (a daemon) leaves it
 	// false, so that it never has shims as children.

@@ -3,7 +3,7 @@
 // helper re-executes itself as "serve" in a new session with its stdio on
 // the shim log and exits at once, so the shim belongs to no manager.
 // A short-lived manager (the CLI) may skip the helper and run "serve" itself
-// with --direct (see shimapi.DirectFlag).
+// (see shimapi.DirectEnv).
 // "tether-shim adopt --root R --id ID" does the same for a container whose
 // shim died while its init runs on: the new shim ("serve-adopt") creates
 // nothing, takes the init by its recorded identity and serves it. With
@@ -56,7 +56,6 @@ func main() {
 	debugLog := fs.Bool("debug", false, "log at debug level")
 	lockFD := fs.Int("lock-fd", 0, "container folder lock held until ready")
 	handoff := fs.String("handoff", "", "take the container over from this handoff (in-place upgrade)")
-	direct := fs.Bool(shimapi.DirectFlag[2:], false, "started by a short-lived manager itself, without the start helper")
 	fs.Parse(os.Args[2:])
 	if *root == "" || ids.ValidID(*id) != nil {
 		fmt.Fprintln(os.Stderr, "tether-shim: --root and a valid --id are required")
@@ -69,7 +68,7 @@ func main() {
 	case shimapi.ActionAdopt:
 		err = startDaemon(*root, *id, shimapi.ServeAdopt, *lockFD, os.Args[2:])
 	case shimapi.ServeCreate, shimapi.ServeAdopt:
-		if *direct && *handoff == "" {
+		if direct := os.Getenv(shimapi.DirectEnv) == "1"; direct && *handoff == "" {
 			closeFdsFrom(4 + min(*lockFD, 1)) // what the start helper's closeStrayFds does
 		}
 		if *handoff != "" {
@@ -136,7 +135,7 @@ func closeStrayFds() {
 }
 
 // closeFdsFrom closes every fd from first up: a shim started directly
-// (shimapi.DirectFlag) keeps only its stdio, the ready pipe (3) and the
+// (shimapi.DirectEnv) keeps only its stdio, the ready pipe (3) and the
 // lock (4); anything else is what its starter inherited from its own
 // caller without O_CLOEXEC. It runs before the shim opens anything.
 func closeFdsFrom(first int) {

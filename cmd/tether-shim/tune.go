@@ -66,6 +66,7 @@ func tuneRuntime() {
 	}
 	os.Unsetenv("GOMAXPROCS")
 	os.Unsetenv("GOGC")
+	os.Unsetenv(shimapi.DirectEnv) // not the OCI runtime's, nor a shim's it might start
 	go trimWhenIdle(trimPeriod, trimAfter)
 }
 
