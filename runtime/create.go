@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/bundle"
+	"github.com/tether-run/tether/internal/gotune"
 	"github.com/tether-run/tether/internal/ids"
 	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/shimapi"
@@ -232,6 +233,9 @@ func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.Fil
 	if err != nil {
 		return nil, err
 	}
+	if m.opts.ShortLived {
+		return m.spawnDirect(bin, action, id, lock)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -250,6 +254,45 @@ func (m *Manager) spawnShim(ctx context.Context, action, id string, lock *os.Fil
 		r.Close()
 		return nil, fmt.Errorf("start shim: %v: %s", err, stderr.String())
 	}
+	return r, nil
+}
+
+// spawnDirect is spawnShim without the start helper (Opts.ShortLived): it
+// runs the shim proper itself, set up as the helper would (new session,
+// folder "/", stdout and stderr on the shim log, the tuned environment,
+// shimapi.DirectEnv so that it closes whatever else it inherited), and
+// reaps it if it dies while this process lives. Not tied to ctx: the shim
+// outlives the call.
+func (m *Manager) spawnDirect(bin, action, id string, lock *os.File) (*os.File, error) {
+	serve := shimapi.ServeCreate
+	if action == shimapi.ActionAdopt {
+		serve = shimapi.ServeAdopt
+	}
+	logf, err := os.OpenFile(m.folder(id).ShimLogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	args := []string{serve, "--root", m.root, "--id", id, "--lock-fd", "4"}
+	if m.opts.ShimDebug {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{w, lock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/"
+	cmd.Env = append(gotune.Env(os.Environ()), shimapi.DirectEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start shim: %w", err)
+	}
+	go cmd.Wait() // no zombie if it dies while we live; no pipes to copy
 	return r, nil
 }
 

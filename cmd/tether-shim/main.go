@@ -2,6 +2,8 @@
 // "tether-shim start --root R --id ID" with a ready pipe on fd 3; that start
 // helper re-executes itself as "serve" in a new session with its stdio on
 // the shim log and exits at once, so the shim belongs to no manager.
+// A short-lived manager (the CLI) may skip the helper and run "serve" itself
+// (see shimapi.DirectEnv).
 // "tether-shim adopt --root R --id ID" does the same for a container whose
 // shim died while its init runs on: the new shim ("serve-adopt") creates
 // nothing, takes the init by its recorded identity and serves it. With
@@ -70,6 +72,9 @@ func main() {
 	case shimapi.ActionAdopt:
 		err = startDaemon(*root, *id, shimapi.ServeAdopt, *lockFD, os.Args[2:])
 	case shimapi.ServeCreate, shimapi.ServeAdopt:
+		if direct := os.Getenv(shimapi.DirectEnv) == "1"; direct && *handoff == "" {
+			closeFdsFrom(4 + min(*lockFD, 1)) // what the start helper's closeStrayFds does
+		}
 		if *handoff != "" {
 			err = serveUpgraded(*root, *id, *debugLog, *handoff)
 			break
@@ -129,6 +134,22 @@ func closeStrayFds() {
 	for _, e := range ents {
 		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= 3 {
 			unix.CloseOnExec(fd)
+		}
+	}
+}
+
+// closeFdsFrom closes every fd from first up: a shim started directly
+// (shimapi.DirectEnv) keeps only its stdio, the ready pipe (3) and the
+// lock (4); anything else is what its starter inherited from its own
+// caller without O_CLOEXEC. It runs before the shim opens anything.
+func closeFdsFrom(first int) {
+	if unix.CloseRange(uint(first), math.MaxUint32, 0) == nil {
+		return
+	}
+	ents, _ := os.ReadDir("/proc/self/fd") // kernels before 5.9
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.Close(fd)
 		}
 	}
 }

@@ -175,5 +175,6 @@ func (g *globals) setupLogging(stderr io.Writer) error {
 }
 
 func (g *globals) manager() (*runtime.Manager, error) {
-	return runtime.New(runtime.Opts{Root: g.root, Runtime: g.runtime, ShimDebug: g.shimDebug, NoAdopt: g.noAdopt})
+	return runtime.New(runtime.Opts{Root: g.root, Runtime: g.runtime, ShimDebug: g.shimDebug, NoAdopt: g.noAdopt,
+		ShortLived: true}) // one command per process: shims started without the helper
 }

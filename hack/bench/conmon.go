@@ -49,15 +49,32 @@ func (b *bench) newConmonSet() (*conmonSet, error) {
 // start creates container i under a new conmon, waits for conmon's sync
 // message (the container is created), then starts it with the runtime.
 func (c *conmonSet) start(i int) error {
-	id := c.b.id("conmon", i)
+	_, err := c.launch(c.b.id("conmon", i), c.b.sleepBundle)
+	return err
+}
+
+// file is conmon's file suffix of container id (pid files, log).
+func (c *conmonSet) file(id, suffix string) string { return filepath.Join(c.dir, id+suffix) }
+
+// exitPath is the exit file conmon writes for id in its exit folder.
+func (c *conmonSet) exitPath(id string) string { return filepath.Join(c.dir, "exit", id) }
+
+// logPath is container id's k8s-file log.
+func (c *conmonSet) logPath(id string) string { return c.file(id, ".log") }
+
+// launch runs container id of bundle under a new conmon, as podman does:
+// conmon forks and runs the runtime's create, its sync message says the
+// container is created, then the runtime's start. It returns the time of
+// all that (conmon's start to the end of the runtime's start).
+func (c *conmonSet) launch(id, bundle string) (time.Duration, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer r.Close()
-	f := func(s string) string { return filepath.Join(c.dir, id+s) }
+	f := func(s string) string { return c.file(id, s) }
 	cmd := exec.Command(c.bin, "--api-version", "1", "-c", id, "-u", id, "-n", id,
-		"-r", c.b.rtPath, "-b", c.b.sleepBundle, "-p", f(".pid"), "-P", f(".conmon.pid"),
+		"-r", c.b.rtPath, "-b", bundle, "-p", f(".pid"), "-P", f(".conmon.pid"),
 		"-l", "k8s-file:"+f(".log"), "--exit-dir", filepath.Join(c.dir, "exit"),
 		"--socket-dir-path", filepath.Join(c.dir, "sock"),
 		"--runtime-arg", "--root="+c.root, "--log-level", "error")
@@ -66,21 +83,42 @@ func (c *conmonSet) start(i int) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
+	t0 := time.Now()
 	err = cmd.Run() // conmon forks; the parent exits at once
 	w.Close()
 	if err != nil {
-		return fmt.Errorf("conmon %s: %v: %s", id, err, strings.TrimSpace(errb.String()))
+		return 0, fmt.Errorf("conmon %s: %v: %s", id, err, strings.TrimSpace(errb.String()))
 	}
 	c.ids = append(c.ids, id)
 	if err := c.readSync(r, id); err != nil {
-		return err
+		return 0, err
 	}
 	mon, err := readPidIdentity(f(".conmon.pid"))
 	if err != nil {
-		return fmt.Errorf("conmon %s: %w", id, err)
+		return 0, fmt.Errorf("conmon %s: %w", id, err)
 	}
 	c.mons[id] = mon
 	_, err = c.b.runtimeCmd(c.root, "start", id)
+	return time.Since(t0), err
+}
+
+// remove deletes container id (untimed) and waits for its conmon to end,
+// killing one that lingers, and removes its files.
+func (c *conmonSet) remove(id string) error {
+	_, err := c.b.runtimeCmd(c.root, "delete", "--force", id)
+	if m, ok := c.mons[id]; ok && !m.WaitExit(5*time.Second) {
+		m.Signal(syscall.SIGKILL)
+	}
+	delete(c.mons, id)
+	for i, x := range c.ids {
+		if x == id {
+			c.ids = append(c.ids[:i], c.ids[i+1:]...)
+			break
+		}
+	}
+	for _, p := range []string{c.file(id, ".pid"), c.file(id, ".conmon.pid"), c.logPath(id), c.exitPath(id)} {
+		os.Remove(p)
+	}
 	return err
 }
 

@@ -36,7 +36,7 @@ import (
 var logw io.Writer = os.Stderr
 
 // rowNames are the rows -only may name.
-var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade", "tracer"}
+var rowNames = []string{"start", "memory", "reattach", "exit", "logs", "exec", "scale", "podman", "upgrade", "floor", "tracer"}
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == tracerChildArg {
@@ -147,14 +147,18 @@ func (b *bench) runAll(ctx context.Context, want map[string]bool, scale int) []R
 			rows = append(rows, f(ctx))
 		}
 	}
-	step("start", b.startRow)
-	step("exec", b.execRow)
-	step("exit", b.exitRow)
-	step("logs", b.logsRow)
-	if want["tracer"] && ctx.Err() == nil {
-		fmt.Fprintf(logw, "bench: tracer\n")
-		rows = append(rows, b.tracerRows(ctx)...)
+	steps := func(name string, f func(context.Context) []Row) {
+		if want[name] && ctx.Err() == nil {
+			fmt.Fprintf(logw, "bench: %s\n", name)
+			rows = append(rows, f(ctx)...)
+		}
 	}
+	steps("start", b.startRow)
+	step("exec", b.execRow)
+	steps("exit", b.exitRows)
+	steps("logs", b.logsRows)
+	steps("floor", b.floorRows)
+	steps("tracer", b.tracerRows)
 	if want["podman"] && ctx.Err() == nil {
 		fmt.Fprintf(logw, "bench: podman\n")
 		rows = append(rows, b.podmanRows(ctx)...)

@@ -47,9 +47,9 @@ func memoryRows(shims, conmon *memSet, conmonNote string) []Row {
 		get                       func(*memSet) samples
 	}
 	specs := []spec{
-		{"memory_pss", "memory: PSS per shim", "MiB", "≤ 1.2 MiB each", 1.2, func(m *memSet) samples { return m.pss }},
+		{"memory_pss", "memory: PSS per shim", "MiB", "≤ 0.8 MiB each", 0.8, func(m *memSet) samples { return m.pss }},
 		{"memory_rss", "memory: RSS per shim", "MiB", "≤ 5 MiB each", 5, func(m *memSet) samples { return m.rss }},
-		{"memory_threads", "memory: threads per shim", "", "≤ 4 each", 4, func(m *memSet) samples { return m.threads }},
+		{"memory_threads", "memory: threads per shim", "", "≤ 3 each", 3, func(m *memSet) samples { return m.threads }},
 		{"memory_fds", "memory: fds per shim", "", "", 0, func(m *memSet) samples { return m.fds }},
 	}
 	var rows []Row
@@ -104,14 +104,14 @@ func (b *bench) memoryPhase(ctx context.Context, p *pass, conmon *memSet, conmon
 // idle again: the same targets apply (they are idle shims too).
 func activityRows(m *memSet) []Row {
 	pss := Row{Name: "memory_active_pss", Label: "memory after activity: PSS", figure: figureOf(m.pss),
-		Unit: "MiB", Target: "≤ 1.2 MiB each"}
-	pss.met(pss.Max <= 1.2)
+		Unit: "MiB", Target: "≤ 1.0 MiB each"}
+	pss.met(pss.Max <= 1.0)
 	rss := Row{Name: "memory_active_rss", Label: "memory after activity: RSS", figure: figureOf(m.rss),
 		Unit: "MiB", Target: "≤ 5 MiB each"}
 	rss.met(rss.Max <= 5)
 	th := Row{Name: "memory_active_threads", Label: "memory after activity: threads", figure: figureOf(m.threads),
-		Target: "≤ 4 each"}
-	th.met(th.Max <= 4)
+		Target: "≤ 3 each"}
+	th.met(th.Max <= 3)
 	pss.Note = fmt.Sprintf("the same %d shims after %d state requests and %d `exec -- true` each, read %v later; anonymous %s",
 		len(m.pss), activityRounds, activityExecs, activitySettle, fmtFigure(figureOf(m.anon), "MiB"))
 	return []Row{pss, rss, th}

@@ -8,7 +8,9 @@
 //   - GOMAXPROCS=1: one P means one mcache, one set of GC work buffers and
 //     fewer threads; the shim's work (a copy loop per stream, a request at a
 //     time) is not parallel anyway. Set in the environment by whoever
-//     starts the shim (Env), so the runtime starts that way.
+//     starts the shim (Env: the start helper, a short-lived manager that
+//     starts the shim itself, containerd-shim-tether-v1's start), so the
+//     runtime starts that way.
 //   - GOGC=GOGC: a smaller heap goal than Go's default, so garbage
 //     between collections stays small, but not so small that the first
 //     collection comes during start-up: the first one costs about 0.5 MiB
