@@ -239,6 +239,18 @@ func TestAutoRemoveAdopted(t *testing.T) {
 		adopter := rcvIdent(t, e, "rma", shimPidFile)
 		waiter := e.Command("wait", "rma")
 		got := coreStartCaptured(t, waiter)
+		c, err := e.NewManager().Load(t.Context(), "rma")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The wait must be connected before the container ends: once the
+		// adopter removed it, a wait that only starts then finds nothing
+		// (seen in the cgroup v2 VM, whose emulated CPU starts the CLI
+		// slowly).
+		testutil.Eventually(t, coreWait, "the wait to be connected to the adopter", func() bool {
+			st, err := c.Stats(t.Context())
+			return err == nil && st.Conns >= 2 // the wait and this question
+		})
 		rmOpen(t, e, "rma")
 		waiter.Wait()
 		// The adopting shim takes the status from the process events
