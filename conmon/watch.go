@@ -101,6 +101,7 @@ type watcher struct {
 	root  string
 	exits *cnproc.Listener // nil without process events
 	held  map[string]*held // by container ID
+	trace bool             // without process events: trace each init (trace.go)
 }
 
 // held is what the watcher keeps of one live container.
@@ -108,6 +109,7 @@ type held struct {
 	init           proc.Identity
 	stdout, stderr *os.File
 	tries          int
+	traced         bool // the watcher's tracer follows init
 }
 
 // runWatch is the watcher's main loop; it returns when the root has had
@@ -125,7 +127,8 @@ func runWatch(o *Options) error {
 	atomicfile.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	defer os.Remove(pidFile)
 	if w.exits, err = cnproc.Listen(); err != nil {
-		w.exits = nil // lost containers then get the unknown status
+		// rootless: no connector; the tracer gives the statuses instead
+		w.exits, w.trace = nil, true
 	}
 	idleSince := time.Now()
 	for {
@@ -215,6 +218,11 @@ func (w *watcher) check(st *store.Folder) {
 			status = strconv.Itoa(s)
 		}
 	}
+	if r.Verdict == restore.Lost && h.traced && h.init == r.Init {
+		if s, ok := tracedStatus(st, h.init); ok {
+			status = strconv.Itoa(s)
+		}
+	}
 	old, _ := st.ReadShimPid()
 	if err := startAdopter(st, status); err == nil {
 		waitAdopted(st, old)
@@ -241,6 +249,11 @@ func (w *watcher) hold(st *store.Folder) {
 	}
 	if init.Alive() {
 		h.stdout, h.stderr = proc.ReopenOutput(init.Pid)
+	}
+	if w.trace && !h.traced {
+		if err := traceInit(st.Dir(), init); err == nil {
+			h.traced = true
+		}
 	}
 }
 
