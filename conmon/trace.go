@@ -96,7 +96,7 @@ func detachTracee(pid int) {
 			return
 		}
 		sig := 0
-		if ws.TrapCause() == 0 {
+		if int(ws>>16)&0xff == 0 {
 			sig = int(ws.StopSignal())
 		}
 		unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
@@ -125,8 +125,11 @@ func followTracee(pid int) (int, bool) {
 		case !ws.Stopped():
 			continue
 		}
+		// the event is the status's third byte (WaitStatus.TrapCause
+		// reads it only for SIGTRAP stops; a PTRACE_EVENT_STOP carries the
+		// stop signal)
 		sig := ws.StopSignal()
-		switch ws.TrapCause() {
+		switch int(ws>>16) & 0xff {
 		case unix.PTRACE_EVENT_STOP:
 			// a group-stop (SIGSTOP and friends) stays stopped, still
 			// reporting the SIGCONT that ends it; any other is resumed

@@ -479,6 +479,38 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		})
 		p.must("rm", "-f", "-t", "0", "ex")
 	})
+	t.Run("signals reach the traced init: kill -s, STOP and CONT", func(t *testing.T) {
+		p.must("run", "-d", "--name", "sig", "--rootfs", rootfs, "sh", "-c",
+			`trap "echo got USR1" USR1; trap "echo got HUP" HUP; trap "echo got TERM; exit 3" TERM; echo ready; while :; do sleep 0.05; done`)
+		p.checkMonitor("sig")
+		pid, _ := strconv.Atoi(strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "sig")))
+		w := p.watcherPid()
+		testutil.Eventually(t, 10*time.Second, "the watcher to trace the container's init", func() bool {
+			return tracedBy(pid, w)
+		})
+		want := "ready\n"
+		for _, s := range []string{"USR1", "STOP", "CONT", "HUP"} {
+			p.must("kill", "-s", s, "sig")
+			switch s {
+			case "STOP":
+				testutil.Eventually(t, 10*time.Second, "the init to stop", func() bool {
+					return strings.HasPrefix(procField(pid, "State"), "T") || strings.HasPrefix(procField(pid, "State"), "t")
+				})
+				continue
+			case "CONT":
+				continue
+			}
+			want += "got " + s + "\n"
+			testutil.Eventually(t, 10*time.Second, "the container to handle "+s, func() bool {
+				return p.must("logs", "sig") == want
+			})
+		}
+		p.must("stop", "-t", "10", "sig")
+		if code := strings.TrimSpace(p.must("wait", "sig")); code != "3" {
+			t.Fatalf("wait says %s, want 3 (the TERM trap's exit)", code)
+		}
+		p.must("rm", "sig")
+	})
 	t.Run("monitor killed -9: adopted, true exit status, later output logged", func(t *testing.T) {
 		p.must("run", "-d", "--name", "adopt", "--rootfs", rootfs, "sh", "-c",
 			"echo before; while [ ! -e /tmp/go-adopt ]; do sleep 0.1; done; echo after; echo after-err >&2; exit 7")
