@@ -110,6 +110,7 @@ type held struct {
 	stdout, stderr *os.File
 	tries          int
 	traced         bool // the watcher's tracer follows init
+	traceTries     int
 }
 
 // runWatch is the watcher's main loop; it returns when the root has had
@@ -185,6 +186,8 @@ func (w *watcher) check(st *store.Folder) {
 	case restore.Live:
 		if h == nil || h.init.Pid == 0 {
 			w.hold(st)
+		} else if w.trace && !h.traced && h.traceTries < traceTries && h.init.Alive() {
+			w.traceHeld(st, h)
 		}
 		return
 	case restore.Creating:
@@ -250,10 +253,20 @@ func (w *watcher) hold(st *store.Folder) {
 	if init.Alive() {
 		h.stdout, h.stderr = proc.ReopenOutput(init.Pid)
 	}
-	if w.trace && !h.traced {
-		if err := traceInit(st.Dir(), init); err == nil {
-			h.traced = true
-		}
+	if w.trace && init.Alive() {
+		w.traceHeld(st, h)
+	}
+}
+
+// traceTries bounds the seizes tried for one init (one a scan): another
+// tracer (a debugger) may hold it.
+const traceTries = 3
+
+// traceHeld starts tracing a held init (trace.go).
+func (w *watcher) traceHeld(st *store.Folder, h *held) {
+	h.traceTries++
+	if err := traceInit(st.Dir(), h.init); err == nil {
+		h.traced = true
 	}
 }
 
