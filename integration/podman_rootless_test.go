@@ -206,9 +206,16 @@ func (p *rootlessPodman) command(ctx context.Context, args ...string) *exec.Cmd 
 // podman runs podman as the user; it returns stdout, stderr, exit code.
 func (p *rootlessPodman) podman(args ...string) (string, string, int) {
 	p.t.Helper()
+	return p.podmanIn("", args...)
+}
+
+// podmanIn is podman with stdin.
+func (p *rootlessPodman) podmanIn(stdin string, args ...string) (string, string, int) {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := p.command(ctx, args...)
+	c.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()
@@ -228,6 +235,25 @@ func (p *rootlessPodman) must(args ...string) string {
 		p.t.Fatalf("podman %v: exit %d: %s", args, code, errs)
 	}
 	return out
+}
+
+// script runs a podman command line as the user under script(1), so
+// podman has a terminal; it returns the output and the exit code.
+func (p *rootlessPodman) script(cmdline string) (string, int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "script", "-qec", cmdline, "/dev/null")
+	c.Env, c.Dir = p.env, p.dir
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred()}
+	out, err := c.Output()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatal(err)
+	}
+	return string(out), code
 }
 
 // checkMonitor checks that the monitor of a running container executes
@@ -478,6 +504,73 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 			return out == "detached\n"
 		})
 		p.must("rm", "-f", "-t", "0", "ex")
+	})
+	t.Run("logs byte-exact per stream, logs -f", func(t *testing.T) {
+		prog := `i=1; while [ $i -le 4000 ]; do echo "line $i"; i=$((i+1)); done; ` +
+			`head -c 20480 /dev/zero | tr '\0' x; echo; echo to-stderr >&2; printf 'no newline'`
+		p.must("run", "--name", "logs", "--rootfs", rootfs, "sh", "-c", prog)
+		var want strings.Builder
+		for i := 1; i <= 4000; i++ {
+			fmt.Fprintf(&want, "line %d\n", i)
+		}
+		want.WriteString(strings.Repeat("x", 20480) + "\nno newline")
+		out, errs, code := p.podman("logs", "logs")
+		if code != 0 || out != want.String() || errs != "to-stderr\n" {
+			t.Fatalf("logs: exit %d, stdout %d bytes (want %d, equal %v), stderr %q", code, len(out), want.Len(), out == want.String(), errs)
+		}
+		p.must("rm", "logs")
+		p.must("run", "-d", "--name", "follow", "--rootfs", rootfs, "sh", "-c", "for i in 1 2 3 4 5; do echo tick $i; sleep 0.3; done")
+		out, _, code = p.podman("logs", "-f", "follow")
+		if code != 0 || out != "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n" {
+			t.Fatalf("logs -f: exit %d, %q", code, out)
+		}
+		p.must("rm", "follow")
+	})
+	t.Run("run -i with stdin; run -it and exec -it under script", func(t *testing.T) {
+		out, _, code := p.podmanIn("hello stdin\nsecond\n", "run", "--rm", "-i", "--rootfs", rootfs, "sh", "-c", "cat; echo done")
+		if code != 0 || out != "hello stdin\nsecond\ndone\n" {
+			t.Fatalf("run -i: exit %d, %q", code, out)
+		}
+		out, code = p.script("podman run --rm -it --rootfs " + rootfs + " sh -c 'tty; exit 5'")
+		if code != 5 || !strings.Contains(out, "/dev/pts/0") {
+			t.Fatalf("run -it: exit %d, %q", code, out)
+		}
+		p.must("run", "-d", "--name", "tty", "--rootfs", rootfs, "sleep", "600")
+		out, code = p.script("podman exec -it tty sh -c 'tty; exit 6'")
+		if code != 6 || !strings.Contains(out, "/dev/pts/") {
+			t.Fatalf("exec -it: exit %d, %q", code, out)
+		}
+		p.must("rm", "-f", "-t", "0", "tty")
+	})
+	t.Run("no descriptor leaks into the container", func(t *testing.T) {
+		p.must("run", "-d", "--name", "fds", "--rootfs", rootfs, "sleep", "600")
+		pid := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "fds"))
+		ents, err := os.ReadDir("/proc/" + pid + "/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			target, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
+			names = append(names, e.Name()+"->"+target)
+		}
+		if len(ents) != 3 {
+			t.Fatalf("the container's init holds %v, want only 0, 1, 2", names)
+		}
+		p.must("rm", "-f", "-t", "0", "fds")
+	})
+	t.Run("a create failure leaves nothing", func(t *testing.T) {
+		_, errs, code := p.podman("run", "--rm", "--name", "bad", "--rootfs", rootfs, "/no/such/binary")
+		if code == 0 || !strings.Contains(errs, "no such file") {
+			t.Fatalf("exit %d, stderr %q", code, errs)
+		}
+		if out := p.must("ps", "-aq", "--filter", "name=bad"); out != "" {
+			t.Fatalf("container left: %q", out)
+		}
+		// earlier subtests' monitors may still run their exit command
+		testutil.Eventually(t, 10*time.Second, "no monitor folder left in "+p.storeRoot(), func() bool {
+			return len(p.storeFolders()) == 0
+		})
 	})
 	t.Run("signals reach the traced init: kill -s, STOP and CONT", func(t *testing.T) {
 		p.must("run", "-d", "--name", "sig", "--rootfs", rootfs, "sh", "-c",
