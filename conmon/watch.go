@@ -35,7 +35,8 @@ import (
 //     the init's stdout and stderr pipes (so the container never writes
 //     into a pipe without a reader, and what it writes meanwhile waits in
 //     the pipe) and watches its exit through the kernel's process events
-//     connector;
+//     connector, or where there is none (rootless) by tracing the init
+//     (trace.go);
 //   - an orphan (monitor dead, init alive) gets a new monitor,
 //     "serve-adopt", which runs the core's Adopt: the core reopens the
 //     output pipes into the sinks, learns the true status from the
