@@ -9,7 +9,7 @@ export PATH := $(dir $(GO)):$(PATH)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: all deps build demo test test-cgroup2 test-cgroup2-ci test-containerd2 test-podman-system test-criu-vm unit lint docs bench fuzz clean
+.PHONY: all deps build demo test test-cgroup2 test-cgroup2-ci test-containerd2 test-podman-system test-podman-system-rootless test-criu-vm unit lint docs bench fuzz clean
 
 all: build
 
@@ -83,6 +83,18 @@ test-podman-system: deps build
 	mkdir -p $(BIN)/as-conmon && ln -f $(BIN)/tether-conmon $(BIN)/as-conmon/conmon
 	bash $(PEER_TESTS)/podman-system.sh -m $(BIN)/as-conmon/conmon -o $(PODMAN_SYSTEM_OUT)/tether-conmon \
 	  -c $(PODMAN_SYSTEM_OUT)/conmon
+
+# test-podman-system-rootless: the same two runs with podman rootless, as
+# PODMAN_SYSTEM_USER (made with its subuid/subgid ranges if missing, and
+# kept), in a network and mount namespace of the run's own, slirp4netns
+# networking (README, "Rootless podman"). It still starts as root.
+PODMAN_SYSTEM_USER ?= tether-podman
+test-podman-system-rootless: deps build
+	@[ -f $(PEER_TESTS)/podman-system.sh ] || { echo "test-podman-system-rootless: no $(PEER_TESTS)/podman-system.sh: set PEER_TESTS to the folder holding it"; exit 2; }
+	bash $(PEER_TESTS)/podman-system.sh -u $(PODMAN_SYSTEM_USER) -m /usr/bin/conmon -o $(PODMAN_SYSTEM_OUT)/rootless-conmon
+	mkdir -p $(BIN)/as-conmon && ln -f $(BIN)/tether-conmon $(BIN)/as-conmon/conmon
+	bash $(PEER_TESTS)/podman-system.sh -u $(PODMAN_SYSTEM_USER) -m $(BIN)/as-conmon/conmon -o $(PODMAN_SYSTEM_OUT)/rootless-tether-conmon \
+	  -c $(PODMAN_SYSTEM_OUT)/rootless-conmon
 
 # test-criu-vm: checkpoint/restore in the cgroup v2 VM on Debian's own
 # kernel, where Debian's CRIU works (it cannot on kernels from 6.13 on).

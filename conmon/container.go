@@ -392,6 +392,7 @@ func (f *frontEnd) serveUntilExit(ctx context.Context, exit <-chan *store.ExitRe
 // command, and removes the store folder; it returns the monitor's exit
 // code (the status, as conmon does).
 func (f *frontEnd) finish(exit *store.ExitRecord) int {
+	exit = f.withTracedStatus(exit)
 	f.closeEndpoints()
 	f.closeSinks()
 	status, msg := exit.Status, ""

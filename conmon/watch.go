@@ -35,7 +35,8 @@ import (
 //     the init's stdout and stderr pipes (so the container never writes
 //     into a pipe without a reader, and what it writes meanwhile waits in
 //     the pipe) and watches its exit through the kernel's process events
-//     connector;
+//     connector, or where there is none (rootless) by tracing the init
+//     (trace.go);
 //   - an orphan (monitor dead, init alive) gets a new monitor,
 //     "serve-adopt", which runs the core's Adopt: the core reopens the
 //     output pipes into the sinks, learns the true status from the
@@ -101,6 +102,7 @@ type watcher struct {
 	root  string
 	exits *cnproc.Listener // nil without process events
 	held  map[string]*held // by container ID
+	trace bool             // without process events: trace each init (trace.go)
 }
 
 // held is what the watcher keeps of one live container.
@@ -108,6 +110,8 @@ type held struct {
 	init           proc.Identity
 	stdout, stderr *os.File
 	tries          int
+	traced         bool // the watcher's tracer follows init
+	traceTries     int
 }
 
 // runWatch is the watcher's main loop; it returns when the root has had
@@ -125,7 +129,8 @@ func runWatch(o *Options) error {
 	atomicfile.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
 	defer os.Remove(pidFile)
 	if w.exits, err = cnproc.Listen(); err != nil {
-		w.exits = nil // lost containers then get the unknown status
+		// rootless: no connector; the tracer gives the statuses instead
+		w.exits, w.trace = nil, true
 	}
 	idleSince := time.Now()
 	for {
@@ -182,6 +187,8 @@ func (w *watcher) check(st *store.Folder) {
 	case restore.Live:
 		if h == nil || h.init.Pid == 0 {
 			w.hold(st)
+		} else if w.trace && !h.traced && h.traceTries < traceTries && h.init.Alive() {
+			w.traceHeld(st, h)
 		}
 		return
 	case restore.Creating:
@@ -215,6 +222,11 @@ func (w *watcher) check(st *store.Folder) {
 			status = strconv.Itoa(s)
 		}
 	}
+	if r.Verdict == restore.Lost && h.traced && h.init == r.Init {
+		if s, ok := tracedStatus(st, h.init); ok {
+			status = strconv.Itoa(s)
+		}
+	}
 	old, _ := st.ReadShimPid()
 	if err := startAdopter(st, status); err == nil {
 		waitAdopted(st, old)
@@ -241,6 +253,21 @@ func (w *watcher) hold(st *store.Folder) {
 	}
 	if init.Alive() {
 		h.stdout, h.stderr = proc.ReopenOutput(init.Pid)
+	}
+	if w.trace && init.Alive() {
+		w.traceHeld(st, h)
+	}
+}
+
+// traceTries bounds the seizes tried for one init (one a scan): another
+// tracer (a debugger) may hold it.
+const traceTries = 3
+
+// traceHeld starts tracing a held init (trace.go).
+func (w *watcher) traceHeld(st *store.Folder, h *held) {
+	h.traceTries++
+	if err := traceInit(st.Dir(), h.init); err == nil {
+		h.traced = true
 	}
 }
 

@@ -18,6 +18,8 @@ $busybox_ok || need+=(busybox-static)
 # (bsdutils) gives ctr -t a terminal in them.
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v podman >/dev/null 2>&1 || need+=(podman)
+# newuidmap/newgidmap: rootless podman maps the subuid and subgid ranges with them
+command -v newuidmap >/dev/null 2>&1 || need+=(uidmap)
 command -v conmon >/dev/null 2>&1 || need+=(conmon)
 [ -d /usr/lib/cni ] || need+=(containernetworking-plugins)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
