@@ -2,7 +2,6 @@ package conmon
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -11,9 +10,9 @@ import (
 
 	"github.com/tether-run/tether/internal/atomicfile"
 	"github.com/tether-run/tether/internal/proc"
+	"github.com/tether-run/tether/internal/ptrace"
 	"github.com/tether-run/tether/shim"
 	"github.com/tether-run/tether/store"
-	"golang.org/x/sys/unix"
 )
 
 // Rootless, the watcher has no process events connector (it needs
@@ -63,90 +62,17 @@ func traceInit(dir string, init proc.Identity) error {
 		// The thread is the tracer: every ptrace request and the wait come
 		// from it, and it ends with the goroutine (never unlocked).
 		runtime.LockOSThread()
-		// An execve of the init must not raise SIGTRAP in it: the options
-		// go with the seize (setting them later needs a stopped tracee).
-		_, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(init.Pid), 0, unix.PTRACE_O_TRACEEXEC, 0, 0)
-		if e != 0 {
-			errc <- e
-			return
-		}
-		if err := init.Check(); err != nil { // the pid was reused before the seize
-			detachTracee(init.Pid)
+		if err := ptrace.Seize(init.Pid, init.StartTime); err != nil {
 			errc <- err
 			return
 		}
 		writeTraced(filepath.Join(dir, tracedFile), tracedExit{Pid: init.Pid, StartTime: init.StartTime})
 		errc <- nil
-		if status, ok := followTracee(init.Pid); ok {
+		if status, err := ptrace.Follow(init.Pid); err == nil {
 			writeTraced(filepath.Join(dir, tracedExitFile), tracedExit{Pid: init.Pid, StartTime: init.StartTime, Status: &status})
 		}
 	}()
 	return <-errc
-}
-
-// detachTracee lets go of a tracee: detaching needs it stopped, so it is
-// interrupted first; a signal it was stopped for is delivered.
-func detachTracee(pid int) {
-	unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(pid), 0, 0, 0, 0)
-	for {
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); errors.Is(err, unix.EINTR) {
-			continue
-		} else if err != nil || !ws.Stopped() {
-			return
-		}
-		sig := 0
-		if int(ws>>16)&0xff == 0 {
-			sig = int(ws.StopSignal())
-		}
-		unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
-		return
-	}
-}
-
-// followTracee resumes the tracee from each of its stops until it ends;
-// it returns its status (a signal N gives 128+N), or false when the
-// tracee was lost (detached, or waiting failed).
-func followTracee(pid int) (int, bool) {
-	for {
-		var ws unix.WaitStatus
-		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, false
-		}
-		switch {
-		case ws.Exited():
-			return ws.ExitStatus(), true
-		case ws.Signaled():
-			return 128 + int(ws.Signal()), true
-		case !ws.Stopped():
-			continue
-		}
-		// the event is the status's third byte (WaitStatus.TrapCause
-		// reads it only for SIGTRAP stops; a PTRACE_EVENT_STOP carries the
-		// stop signal)
-		sig := ws.StopSignal()
-		switch int(ws>>16) & 0xff {
-		case unix.PTRACE_EVENT_STOP:
-			// a group-stop (SIGSTOP and friends) stays stopped, still
-			// reporting the SIGCONT that ends it; any other is resumed
-			switch sig {
-			case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
-				unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_LISTEN, uintptr(pid), 0, 0, 0, 0)
-			default:
-				unix.PtraceCont(pid, 0)
-			}
-		case 0:
-			// a signal-delivery stop: deliver the signal
-			unix.PtraceCont(pid, int(sig))
-		default:
-			// an event (exec)
-			unix.PtraceCont(pid, 0)
-		}
-	}
 }
 
 func writeTraced(path string, t tracedExit) {

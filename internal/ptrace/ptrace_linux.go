@@ -100,12 +100,26 @@ func Follow(pid int) (int, error) {
 	}
 }
 
-// Detach stops tracing pid, which the calling thread traces; a pending
-// signal-delivery stop's signal is delivered. It is best effort: a
-// process that is not in a stop cannot be detached until it stops, and
-// the kernel detaches every tracee when its tracer exits anyway.
+// Detach lets go of pid, which the calling thread traces. Detaching needs
+// the tracee stopped, so it is interrupted first; a signal it was stopped
+// for is delivered. (The kernel also detaches every tracee when its
+// tracing thread ends.)
 func Detach(pid int) {
-	unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, 0, 0, 0)
+	unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_INTERRUPT, uintptr(pid), 0, 0, 0, 0)
+	for {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); errors.Is(err, unix.EINTR) {
+			continue
+		} else if err != nil || !ws.Stopped() {
+			return
+		}
+		sig := 0
+		if int(ws>>16)&0xff == 0 { // a signal-delivery stop
+			sig = int(ws.StopSignal())
+		}
+		unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_DETACH, uintptr(pid), 0, uintptr(sig), 0, 0)
+		return
+	}
 }
 
 func isGroupStop(sig syscall.Signal) bool {
