@@ -32,7 +32,12 @@ var ErrTraced = errors.New("already traced by a debugger, or tracing is not allo
 // later ptrace request, Follow included, must come from the same thread:
 // call runtime.LockOSThread first. On an error pid is not traced.
 func Seize(pid int, start uint64) error {
-	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, unix.PTRACE_O_TRACEEXIT, 0, 0); e != 0 {
+	// No options: no PTRACE_O_TRACEEXIT, whose exit stop would let a
+	// stalled tracer (stopped, or starved) hold the process on its way
+	// out; the tracer's wait gets the zombie's status first anyway, before
+	// the real parent is told. (A seized tracee gets no SIGTRAP at execve
+	// either.)
+	if _, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_SEIZE, uintptr(pid), 0, 0, 0, 0); e != 0 {
 		if e == unix.EPERM {
 			return fmt.Errorf("cannot trace pid %d: %w (%w)", pid, ErrTraced, e)
 		}
@@ -48,10 +53,8 @@ func Seize(pid int, start uint64) error {
 // Follow resumes pid, which the calling thread traces (Seize), through
 // every stop until it exits, and returns its exit status (128+N for a
 // death by signal N). Only the real parent reaps it: the tracer's wait
-// reports the exit, and the status seen at PTRACE_EVENT_EXIT stands when
-// the parent reaped it first.
+// reports the zombie first, and the kernel then tells the real parent.
 func Follow(pid int) (int, error) {
-	status, seen := 0, false
 	for {
 		var ws unix.WaitStatus
 		_, err := unix.Wait4(pid, &ws, unix.WALL, nil)
@@ -59,9 +62,6 @@ func Follow(pid int) (int, error) {
 			continue
 		}
 		if err != nil {
-			if seen { // its exit was seen at PTRACE_EVENT_EXIT
-				return status, nil
-			}
 			return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
 		}
 		switch {
@@ -75,11 +75,6 @@ func Follow(pid int) (int, error) {
 		// it only for SIGTRAP stops; a PTRACE_EVENT_STOP carries the stop
 		// signal).
 		switch int(ws>>16) & 0xff {
-		case unix.PTRACE_EVENT_EXIT:
-			if msg, err := unix.PtraceGetEventMsg(pid); err == nil {
-				status, seen = reaper.ExitStatus(unix.WaitStatus(msg)), true
-			}
-			err = unix.PtraceCont(pid, 0)
 		case unix.PTRACE_EVENT_STOP:
 			if isGroupStop(sig) {
 				// a group stop: it stays stopped until SIGCONT, as untraced
@@ -91,7 +86,7 @@ func Follow(pid int) (int, error) {
 			}
 		case 0: // a signal-delivery stop: deliver the signal
 			err = unix.PtraceCont(pid, int(sig))
-		default: // another event (exec)
+		default: // an event the tracer did not ask for
 			err = unix.PtraceCont(pid, 0)
 		}
 		if errors.Is(err, unix.ESRCH) {
