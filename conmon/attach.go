@@ -114,6 +114,44 @@ func (a *attachServer) accept() {
 	}
 }
 
+// acceptQueued takes the connections already queued on the listener,
+// before output goes out: podman connects before it starts the container,
+// so its connection is in the backlog before the first byte is written,
+// but the accept goroutine may not have run yet (one P, a busy machine),
+// and output sent meanwhile would miss that client (a `podman run` whose
+// output is missing). a.mu is held; the accept goroutine, parked in the
+// poller, just finds fewer connections.
+func (a *attachServer) acceptQueued() {
+	if a.done {
+		return
+	}
+	rc, err := a.ln.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		nfd := -1
+		rc.Control(func(fd uintptr) {
+			nfd, _, _ = unix.Accept4(int(fd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+		})
+		if nfd < 0 {
+			return // EAGAIN: nothing queued
+		}
+		f := os.NewFile(uintptr(nfd), "attach")
+		nc, err := net.FileConn(f)
+		f.Close()
+		c, ok := nc.(*net.UnixConn)
+		if err != nil || !ok {
+			if nc != nil {
+				nc.Close()
+			}
+			continue
+		}
+		a.conns[c] = true
+		go a.readStdin(c)
+	}
+}
+
 // readStdin copies what a client sends into the container's stdin; the
 // client's SHUT_WR closes stdin unless --leave-stdin-open.
 func (a *attachServer) readStdin(c *net.UnixConn) {
@@ -137,6 +175,7 @@ func (a *attachServer) readStdin(c *net.UnixConn) {
 func (a *attachServer) send(prefix byte, p []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.acceptQueued()
 	if len(a.conns) == 0 {
 		return
 	}
