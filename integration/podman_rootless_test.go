@@ -311,31 +311,12 @@ func tracedBy(pid, w int) bool {
 }
 
 // storeFolders lists the container folders in the monitors' store root.
-func (p *rootlessPodman) storeFolders() []string {
-	ents, _ := os.ReadDir(p.storeRoot())
-	var ids []string
-	for _, e := range ents {
-		if e.IsDir() {
-			ids = append(ids, e.Name())
-		}
-	}
-	return ids
-}
+func (p *rootlessPodman) storeFolders() []string { return podmanStoreFolders(p.storeRoot()) }
 
 // watcherPid is the watcher's recorded pid, checked to run tether-conmon.
 func (p *rootlessPodman) watcherPid() int {
 	p.t.Helper()
-	pid := 0
-	testutil.Eventually(p.t, 10*time.Second, "a watcher running tether-conmon", func() bool {
-		b, err := os.ReadFile(filepath.Join(p.storeRoot(), "watcher.pid"))
-		if err != nil {
-			return false
-		}
-		pid, err = strconv.Atoi(string(b))
-		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-		return err == nil && exe == p.mon
-	})
-	return pid
+	return podmanWatcherPid(p.t, p.storeRoot(), p.mon)
 }
 
 // cleanup removes every container, kills the monitors, the watcher and
@@ -543,21 +524,7 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		p.must("rm", "-f", "-t", "0", "tty")
 	})
 	t.Run("no descriptor leaks into the container", func(t *testing.T) {
-		p.must("run", "-d", "--name", "fds", "--rootfs", rootfs, "sleep", "600")
-		pid := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "fds"))
-		ents, err := os.ReadDir("/proc/" + pid + "/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range ents {
-			target, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
-			names = append(names, e.Name()+"->"+target)
-		}
-		if len(ents) != 3 {
-			t.Fatalf("the container's init holds %v, want only 0, 1, 2", names)
-		}
-		p.must("rm", "-f", "-t", "0", "fds")
+		podmanNoLeakedFds(t, p.must, rootfs)
 	})
 	t.Run("a create failure leaves nothing", func(t *testing.T) {
 		_, errs, code := p.podman("run", "--rm", "--name", "bad", "--rootfs", rootfs, "/no/such/binary")
@@ -615,26 +582,7 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		testutil.Eventually(t, 10*time.Second, "the watcher to trace the container's init", func() bool {
 			return tracedBy(pid, w)
 		})
-		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		testutil.Eventually(t, 5*time.Second, "the monitor to die", func() bool {
-			st, err := os.ReadFile("/proc/" + strconv.Itoa(mon) + "/stat")
-			return err != nil || strings.Contains(string(st), ") Z ")
-		})
-		// Adopted before the container writes again (as in the rootful
-		// test: output written while no monitor ran is kept once the
-		// watcher holds the pipes, which it does by now; the adopter
-		// is waited for so the log's order is the container's).
-		testutil.Eventually(t, 20*time.Second, "a new monitor to adopt the container", func() bool {
-			for _, f := range p.storeFolders() {
-				id, err := readPid(filepath.Join(p.storeRoot(), f), shimPidFile)
-				if err == nil && id.Pid != mon && id.Alive() {
-					return true
-				}
-			}
-			return false
-		})
+		podmanKillMonitor(t, p.storeRoot(), mon)
 		p.must("exec", "adopt", "touch", "/tmp/go-adopt")
 		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
 			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=adopt", "--format", "{{.Status}}"), "Exited (7)")

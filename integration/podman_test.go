@@ -131,8 +131,12 @@ func (p *podmanEnv) cleanup() {
 func (p *podmanEnv) storeRoot() string { return filepath.Join(p.run, "libpod", "tether-conmon") }
 
 // storeFolders lists the container folders in the monitors' store root.
-func (p *podmanEnv) storeFolders() []string {
-	ents, _ := os.ReadDir(p.storeRoot())
+func (p *podmanEnv) storeFolders() []string { return podmanStoreFolders(p.storeRoot()) }
+
+// podmanStoreFolders lists the container folders in a store root of
+// tether-conmon (rootful or rootless).
+func podmanStoreFolders(root string) []string {
+	ents, _ := os.ReadDir(root)
 	var ids []string
 	for _, e := range ents {
 		if e.IsDir() {
@@ -140,6 +144,50 @@ func (p *podmanEnv) storeFolders() []string {
 		}
 	}
 	return ids
+}
+
+// podmanWatcherPid is the watcher's recorded pid in store root, checked
+// to run mon (tether-conmon). The monitor starts it after podman's run
+// returned, so it is waited for.
+func podmanWatcherPid(t *testing.T, root, mon string) int {
+	t.Helper()
+	pid := 0
+	testutil.Eventually(t, 10*time.Second, "a watcher running tether-conmon", func() bool {
+		b, err := os.ReadFile(filepath.Join(root, "watcher.pid"))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(string(b))
+		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+		return err == nil && exe == mon
+	})
+	return pid
+}
+
+// podmanKillMonitor kills a container's monitor with SIGKILL and waits
+// for its death, then for a new monitor (its pid in the store folder's
+// shim.pid, alive) to adopt the container. Output the container writes
+// while no monitor runs waits in the pipe only once the watcher holds its
+// read ends, and the adopter is waited for so the log's order is the
+// container's: the caller lets the container write again only after.
+func podmanKillMonitor(t *testing.T, root string, mon int) {
+	t.Helper()
+	if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, "the monitor to die", func() bool {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(mon) + "/stat")
+		return err != nil || strings.Contains(string(st), ") Z ")
+	})
+	testutil.Eventually(t, 20*time.Second, "a new monitor to adopt the container", func() bool {
+		for _, f := range podmanStoreFolders(root) {
+			id, err := readPid(filepath.Join(root, f), shimPidFile)
+			if err == nil && id.Pid != mon && id.Alive() {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // killIfMonitor kills pid when it runs tether-conmon (never anything else).
@@ -392,46 +440,12 @@ func TestPodman_Isolated(t *testing.T) {
 		})
 	})
 	t.Run("no descriptor leaks into the container", func(t *testing.T) {
-		p.must("run", "-d", "--name", "fds", "--rootfs", rootfs, "sleep", "600")
-		pid := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Pid}}", "fds"))
-		ents, err := os.ReadDir("/proc/" + pid + "/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range ents {
-			target, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
-			names = append(names, e.Name()+"->"+target)
-		}
-		if len(ents) != 3 {
-			t.Fatalf("the container's init holds %v, want only 0, 1, 2", names)
-		}
-		p.must("rm", "-f", "-t", "0", "fds")
+		podmanNoLeakedFds(t, p.must, rootfs)
 	})
 	t.Run("monitor killed -9: adopted, true exit status, later output logged", func(t *testing.T) {
 		p.must("run", "-d", "--name", "adopt", "--rootfs", rootfs, "sh", "-c",
 			"echo before; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; echo after-err >&2; exit 7")
-		mon := p.checkMonitor("adopt")
-		if err := syscall.Kill(mon, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		testutil.Eventually(t, 5*time.Second, "the monitor to die", func() bool {
-			st, err := os.ReadFile("/proc/" + strconv.Itoa(mon) + "/stat")
-			return err != nil || strings.Contains(string(st), ") Z ")
-		})
-		// Adopted before the container writes again: output written
-		// while no monitor ran waits in the pipe only once the watcher
-		// holds its read ends (it polls), so wait for the new monitor
-		// (its pid in the store folder's shim.pid) before the rest.
-		testutil.Eventually(t, 20*time.Second, "a new monitor to adopt the container", func() bool {
-			for _, f := range p.storeFolders() {
-				id, err := readPid(filepath.Join(p.storeRoot(), f), shimPidFile)
-				if err == nil && id.Pid != mon && id.Alive() {
-					return true
-				}
-			}
-			return false
-		})
+		podmanKillMonitor(t, p.storeRoot(), p.checkMonitor("adopt"))
 		p.must("exec", "adopt", "touch", "/tmp/go")
 		start := time.Now()
 		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
@@ -512,20 +526,9 @@ func TestPodman_Isolated(t *testing.T) {
 }
 
 // watcherPid is the watcher's recorded pid, checked to run tether-conmon.
-// The monitor starts it after podman's run returned, so it is waited for.
 func (p *podmanEnv) watcherPid() int {
 	p.t.Helper()
-	pid := 0
-	testutil.Eventually(p.t, 10*time.Second, "a watcher running tether-conmon", func() bool {
-		b, err := os.ReadFile(filepath.Join(p.storeRoot(), "watcher.pid"))
-		if err != nil {
-			return false
-		}
-		pid, err = strconv.Atoi(string(b))
-		exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-		return err == nil && exe == p.mon
-	})
-	return pid
+	return podmanWatcherPid(p.t, p.storeRoot(), p.mon)
 }
 
 // monitorsRunning lists the tether-conmon processes serving containers
@@ -545,4 +548,26 @@ func (p *podmanEnv) monitorsRunning() []int {
 		}
 	}
 	return pids
+}
+
+// podmanNoLeakedFds: a container podman starts through the monitor (must
+// runs podman, rootful or rootless) holds only its stdio, nothing of the
+// monitor's.
+func podmanNoLeakedFds(t *testing.T, must func(args ...string) string, rootfs string) {
+	t.Helper()
+	must("run", "-d", "--name", "fds", "--rootfs", rootfs, "sleep", "600")
+	pid := strings.TrimSpace(must("inspect", "--format", "{{.State.Pid}}", "fds"))
+	ents, err := os.ReadDir("/proc/" + pid + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/" + pid + "/fd/" + e.Name())
+		names = append(names, e.Name()+"->"+target)
+	}
+	if len(ents) != 3 {
+		t.Fatalf("the container's init holds %v, want only 0, 1, 2", names)
+	}
+	must("rm", "-f", "-t", "0", "fds")
 }
