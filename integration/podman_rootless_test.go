@@ -584,15 +584,7 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		})
 		podmanKillMonitor(t, p.storeRoot(), mon)
 		p.must("exec", "adopt", "touch", "/tmp/go-adopt")
-		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
-			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=adopt", "--format", "{{.Status}}"), "Exited (7)")
-		})
-		if code := strings.TrimSpace(p.must("wait", "adopt")); code != "7" {
-			t.Fatalf("wait says %s, want 7", code)
-		}
-		testutil.Eventually(t, 10*time.Second, "the adopter to remove its store folder", func() bool {
-			return len(p.storeFolders()) == 0
-		})
+		podmanExpectExited7(t, p.must, p.storeFolders, "adopt")
 		out, errs, _ := p.podman("logs", "adopt")
 		if out != "before\nafter\n" || errs != "after-err\n" {
 			t.Fatalf("logs: %q, %q", out, errs)
@@ -650,15 +642,7 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		})
 		syscall.Kill(w, syscall.SIGCONT)
 		stopped = false
-		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
-			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=lost", "--format", "{{.Status}}"), "Exited (7)")
-		})
-		if code := strings.TrimSpace(p.must("wait", "lost")); code != "7" {
-			t.Fatalf("wait says %s, want 7", code)
-		}
-		testutil.Eventually(t, 10*time.Second, "the store folder to be removed", func() bool {
-			return len(p.storeFolders()) == 0
-		})
+		podmanExpectExited7(t, p.must, p.storeFolders, "lost")
 		p.must("rm", "lost")
 	})
 }

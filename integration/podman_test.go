@@ -448,16 +448,8 @@ func TestPodman_Isolated(t *testing.T) {
 		podmanKillMonitor(t, p.storeRoot(), p.checkMonitor("adopt"))
 		p.must("exec", "adopt", "touch", "/tmp/go")
 		start := time.Now()
-		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
-			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=adopt", "--format", "{{.Status}}"), "Exited (7)")
-		})
-		t.Logf("Exited (7) seen %v after the container was told to exit", time.Since(start).Round(time.Millisecond))
-		if code := strings.TrimSpace(p.must("wait", "adopt")); code != "7" {
-			t.Fatalf("wait says %s, want 7", code)
-		}
-		testutil.Eventually(t, 10*time.Second, "the adopter to remove its store folder", func() bool {
-			return len(p.storeFolders()) == 0
-		})
+		podmanExpectExited7(t, p.must, p.storeFolders, "adopt")
+		t.Logf("Exited (7) seen (with wait and the store folder removed) %v after the container was told to exit", time.Since(start).Round(time.Millisecond))
 		out, errs, _ := p.podman("", "logs", "adopt")
 		if out != "before\nafter\n" || errs != "after-err\n" {
 			t.Fatalf("logs: %q, %q", out, errs)
@@ -512,15 +504,7 @@ func TestPodman_Isolated(t *testing.T) {
 		})
 		syscall.Kill(w, syscall.SIGCONT)
 		stopped = false
-		testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
-			return strings.HasPrefix(p.must("ps", "-a", "--filter", "name=lost", "--format", "{{.Status}}"), "Exited (7)")
-		})
-		if code := strings.TrimSpace(p.must("wait", "lost")); code != "7" {
-			t.Fatalf("wait says %s, want 7", code)
-		}
-		testutil.Eventually(t, 10*time.Second, "the store folder to be removed", func() bool {
-			return len(p.storeFolders()) == 0
-		})
+		podmanExpectExited7(t, p.must, p.storeFolders, "lost")
 		p.must("rm", "lost")
 	})
 }
@@ -570,4 +554,21 @@ func podmanNoLeakedFds(t *testing.T, must func(args ...string) string, rootfs st
 		t.Fatalf("the container's init holds %v, want only 0, 1, 2", names)
 	}
 	must("rm", "-f", "-t", "0", "fds")
+}
+
+// podmanExpectExited7: podman (through must) reports container name
+// Exited (7) and its wait says 7, and the monitors' store (storeFolders)
+// is left empty: what a container that exited 7 while, or after, its
+// monitor was killed must come to.
+func podmanExpectExited7(t *testing.T, must func(args ...string) string, storeFolders func() []string, name string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, "podman ps -a to say Exited (7)", func() bool {
+		return strings.HasPrefix(must("ps", "-a", "--filter", "name="+name, "--format", "{{.Status}}"), "Exited (7)")
+	})
+	if code := strings.TrimSpace(must("wait", name)); code != "7" {
+		t.Fatalf("wait says %s, want 7", code)
+	}
+	testutil.Eventually(t, 10*time.Second, "the monitors' store folder to be removed", func() bool {
+		return len(storeFolders()) == 0
+	})
 }
