@@ -1,15 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,7 +23,8 @@ import (
 // the user can execute. Containers get no network (--network none).
 type rootlessPodman struct {
 	t        *testing.T
-	user     string
+	tu       *testUser // nil until made
+	user     string    // tu.name, uid and gid, for short
 	uid, gid int
 	dir      string // storage, configuration, HOME, the monitor's copy
 	run      string // run root, XDG_RUNTIME_DIR, libpod's tmp dir
@@ -50,7 +47,6 @@ func newRootlessPodman(t *testing.T) *rootlessPodman {
 	}
 	p := &rootlessPodman{t: t}
 	t.Cleanup(p.cleanup)
-	p.makeUser()
 	var err error
 	if p.dir, err = os.MkdirTemp("/var/tmp", "tpr"); err != nil {
 		t.Fatal(err)
@@ -58,6 +54,8 @@ func newRootlessPodman(t *testing.T) *rootlessPodman {
 	if p.run, err = os.MkdirTemp("/run", "tpr"); err != nil { // short: socket paths
 		t.Fatal(err)
 	}
+	p.tu = newTestUser(t, "tpr", filepath.Join(p.dir, "home"))
+	p.user, p.uid, p.gid = p.tu.name, p.tu.uid, p.tu.gid
 	p.rootfs = filepath.Join(p.dir, "b", "rootfs")
 	if err := bundle.Write(filepath.Join(p.dir, "b"), bundle.Options{}); err != nil {
 		t.Fatal(err)
@@ -95,62 +93,6 @@ func newRootlessPodman(t *testing.T) *rootlessPodman {
 	p.checkMonitor("probe")
 	p.must("rm", "-f", "-t", "0", "probe")
 	return p
-}
-
-// makeUser adds a user unique to the run, with subordinate uid and gid
-// ranges (useradd adds them where login.defs says so; else they are
-// appended). cleanup deletes the user and its ranges.
-func (p *rootlessPodman) makeUser() {
-	b := make([]byte, 4)
-	rand.Read(b)
-	p.user = "tpr" + hex.EncodeToString(b)
-	if out, err := exec.Command("useradd", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", p.user).CombinedOutput(); err != nil {
-		p.user = ""
-		p.t.Fatalf("useradd: %v: %s", err, out)
-	}
-	u, err := user.Lookup(p.user)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.uid, _ = strconv.Atoi(u.Uid)
-	p.gid, _ = strconv.Atoi(u.Gid)
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, _ := os.ReadFile(f)
-		if hasRange(b, p.user, u.Uid) {
-			continue
-		}
-		top := 100000
-		for _, l := range strings.Split(string(b), "\n") {
-			if x := strings.Split(l, ":"); len(x) == 3 {
-				s, _ := strconv.Atoi(x[1])
-				n, _ := strconv.Atoi(x[2])
-				top = max(top, s+n)
-			}
-		}
-		fl, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			p.t.Fatal(err)
-		}
-		_, err = fmt.Fprintf(fl, "%s:%d:65536\n", p.user, top)
-		fl.Close()
-		if err != nil {
-			p.t.Fatal(err)
-		}
-	}
-}
-
-// hasRange reports whether a subuid/subgid file gives name (or uid) a
-// range of 65536 ids.
-func hasRange(b []byte, name, uid string) bool {
-	for _, l := range strings.Split(string(b), "\n") {
-		x := strings.Split(l, ":")
-		if len(x) == 3 && (x[0] == name || x[0] == uid) {
-			if n, _ := strconv.Atoi(x[2]); n >= 65536 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func (p *rootlessPodman) writeConfig() {
@@ -214,18 +156,7 @@ func (p *rootlessPodman) podmanIn(stdin string, args ...string) (string, string,
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := p.command(ctx, args...)
-	c.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		p.t.Fatalf("podman %v: %v", args, err)
-	}
-	return out.String(), errb.String(), code
+	return runCaptured(p.t, p.command(ctx, args...), stdin)
 }
 
 func (p *rootlessPodman) must(args ...string) string {
@@ -246,14 +177,7 @@ func (p *rootlessPodman) script(cmdline string) (string, int) {
 	c := exec.CommandContext(ctx, "script", "-qec", cmdline, "/dev/null")
 	c.Env, c.Dir = p.env, p.dir
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred()}
-	out, err := c.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		p.t.Fatal(err)
-	}
-	return string(out), code
+	return runScript(p.t, c)
 }
 
 // checkMonitor checks that the monitor of a running container executes
@@ -326,7 +250,12 @@ func (p *rootlessPodman) watcherPid() int {
 // the folders as root (the storage holds files of subordinate ids) and
 // deletes the user and its ranges.
 func (p *rootlessPodman) cleanup() {
-	if p.user == "" {
+	if p.tu == nil { // only the folders were made
+		for _, d := range []string{p.dir, p.run} {
+			if d != "" {
+				os.RemoveAll(d)
+			}
+		}
 		return
 	}
 	if p.env != nil {
@@ -382,26 +311,7 @@ func (p *rootlessPodman) cleanup() {
 			}
 		}
 	}
-	if out, err := exec.Command("userdel", p.user).CombinedOutput(); err != nil {
-		p.t.Errorf("cleanup: userdel %s: %v: %s", p.user, err, out)
-	}
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		var keep []string
-		for _, l := range strings.SplitAfter(string(b), "\n") {
-			if !strings.HasPrefix(l, p.user+":") && l != "" {
-				keep = append(keep, l)
-			}
-		}
-		if k := strings.Join(keep, ""); k != string(b) {
-			if err := os.WriteFile(f, []byte(k), 0o644); err != nil {
-				p.t.Errorf("cleanup: %v", err)
-			}
-		}
-	}
+	p.tu.remove(p.t)
 }
 
 // killIf kills pid when it runs exe as the user (never anything else).
@@ -451,17 +361,7 @@ func TestPodmanRootless_Isolated(t *testing.T) {
 		testutil.Eventually(t, 10*time.Second, "ready in the logs", func() bool {
 			return p.must("logs", "stopme") == "ready\n"
 		})
-		p.must("stop", "-t", "1", "stopme")
-		if code := strings.TrimSpace(p.must("wait", "stopme")); code != "137" {
-			t.Fatalf("wait says %s, want 137", code)
-		}
-		if st := p.must("ps", "-a", "--filter", "name=stopme", "--format", "{{.Status}}"); !strings.HasPrefix(st, "Exited (137)") {
-			t.Fatalf("ps -a says %q", st)
-		}
-		p.must("rm", "stopme")
-		if out := p.must("ps", "-aq", "--filter", "name=stopme"); out != "" {
-			t.Fatalf("still listed after rm: %q", out)
-		}
+		podmanStopKilled(t, p.must, "stopme")
 	})
 	t.Run("exec codes, exec -d", func(t *testing.T) {
 		p.must("run", "-d", "--name", "ex", "--rootfs", rootfs, "sleep", "600")

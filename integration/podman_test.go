@@ -204,6 +204,13 @@ func (p *podmanEnv) podman(stdin string, args ...string) (string, string, int) {
 	defer cancel()
 	c := exec.CommandContext(ctx, "podman", args...)
 	c.Env = p.env
+	return runCaptured(p.t, c, stdin)
+}
+
+// runCaptured runs c with stdin and returns its stdout, stderr and exit
+// code; a command that could not run fails the test.
+func runCaptured(t *testing.T, c *exec.Cmd, stdin string) (string, string, int) {
+	t.Helper()
 	c.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
@@ -212,7 +219,7 @@ func (p *podmanEnv) podman(stdin string, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		p.t.Fatalf("podman %v: %v", args, err)
+		t.Fatalf("%v: %v", c.Args, err)
 	}
 	return out.String(), errb.String(), code
 }
@@ -248,12 +255,19 @@ func (p *podmanEnv) script(cmdline string) (string, int) {
 	defer cancel()
 	c := exec.CommandContext(ctx, "script", "-qec", cmdline, "/dev/null")
 	c.Env = p.env
+	return runScript(p.t, c)
+}
+
+// runScript runs c, a script(1) command giving podman a terminal, and
+// returns its output and exit code.
+func runScript(t *testing.T, c *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := c.Output()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return string(out), code
 }
@@ -314,17 +328,7 @@ func TestPodman_Isolated(t *testing.T) {
 		if st := strings.TrimSpace(p.must("inspect", "--format", "{{.State.Status}}", "stopme")); st != "running" {
 			t.Fatalf("inspect says %q", st)
 		}
-		p.must("stop", "-t", "1", "stopme")
-		if code := strings.TrimSpace(p.must("wait", "stopme")); code != "137" {
-			t.Fatalf("wait says %s, want 137", code)
-		}
-		if st := p.must("ps", "-a", "--filter", "name=stopme", "--format", "{{.Status}}"); !strings.HasPrefix(st, "Exited (137)") {
-			t.Fatalf("ps -a says %q", st)
-		}
-		p.must("rm", "stopme")
-		if out := p.must("ps", "-aq", "--filter", "name=stopme"); out != "" {
-			t.Fatalf("still listed after rm: %q", out)
-		}
+		podmanStopKilled(t, p.must, "stopme")
 	})
 	t.Run("logs byte-exact per stream", func(t *testing.T) {
 		prog := `i=1; while [ $i -le 4000 ]; do echo "line $i"; i=$((i+1)); done; ` +
@@ -571,4 +575,22 @@ func podmanExpectExited7(t *testing.T, must func(args ...string) string, storeFo
 	testutil.Eventually(t, 10*time.Second, "the monitors' store folder to be removed", func() bool {
 		return len(storeFolders()) == 0
 	})
+}
+
+// podmanStopKilled: `podman stop -t 1` of running container name, which
+// ignores SIGTERM, ends in the SIGKILL after the grace period: wait says
+// 137, ps -a Exited (137), and rm leaves nothing listed.
+func podmanStopKilled(t *testing.T, must func(args ...string) string, name string) {
+	t.Helper()
+	must("stop", "-t", "1", name)
+	if code := strings.TrimSpace(must("wait", name)); code != "137" {
+		t.Fatalf("wait says %s, want 137", code)
+	}
+	if st := must("ps", "-a", "--filter", "name="+name, "--format", "{{.Status}}"); !strings.HasPrefix(st, "Exited (137)") {
+		t.Fatalf("ps -a says %q", st)
+	}
+	must("rm", name)
+	if out := must("ps", "-aq", "--filter", "name="+name); out != "" {
+		t.Fatalf("still listed after rm: %q", out)
+	}
 }

@@ -13,8 +13,6 @@ package integration
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +37,8 @@ import (
 // rlUser is an unprivileged test user and its folders.
 type rlUser struct {
 	t        *testing.T
-	name     string
+	user     *testUser // nil until made
+	name     string    // user.name, uid and gid, for short
 	uid, gid int
 	dir      string // fresh temp folder (0755, root's)
 	bin      string // dir/bin: tether and tether-shim, readable by the user
@@ -48,52 +47,23 @@ type rlUser struct {
 	cgroupFD int    // when > 0, the CLI starts in this cgroup (CLONE_INTO_CGROUP)
 }
 
-// rlNewUser creates the user (useradd, name unique to the run) with
-// subordinate uid and gid ranges (useradd allocates them under its lock;
-// usermod adds one if login.defs allocates none), its folders, and a
-// cleanup that kills its containers and shims by recorded identity,
-// removes the ranges, the user and the folders.
+// rlNewUser creates the user (newTestUser), its folders, and a cleanup
+// that kills its containers and shims by recorded identity, then removes
+// the user and the folders.
 func rlNewUser(t *testing.T) *rlUser {
 	t.Helper()
 	testutil.RequireRuntime(t, "runc")
-	for _, tool := range []string{"useradd", "userdel", "usermod", "newuidmap", "newgidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: make deps installs it (uidmap, passwd)", tool)
-		}
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	u := &rlUser{t: t, name: "trl" + hex.EncodeToString(b[:])}
 	dir, err := os.MkdirTemp("", "trl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.dir = dir
+	u := &rlUser{t: t, dir: dir}
 	t.Cleanup(u.cleanup)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("useradd", "-M", "-s", "/bin/sh", "-d", filepath.Join(dir, "w"), u.name).CombinedOutput(); err != nil {
-		u.name = "" // nothing to delete
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	if len(rlRanges(t, "/etc/subuid", u.name)) == 0 || len(rlRanges(t, "/etc/subgid", u.name)) == 0 {
-		start := rlFreeStart(t)
-		r := fmt.Sprintf("%d-%d", start, start+65535)
-		if out, err := exec.Command("usermod", "--add-subuids", r, "--add-subgids", r, u.name).CombinedOutput(); err != nil {
-			t.Fatalf("usermod --add-subuids: %v: %s", err, out)
-		}
-	}
-	out, err := exec.Command("id", "-u", u.name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.uid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
-	out, err = exec.Command("id", "-g", u.name).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.gid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	u.user = newTestUser(t, "trl", filepath.Join(dir, "w"))
+	u.name, u.uid, u.gid = u.user.name, u.user.uid, u.user.gid
 	u.bin, u.xdg, u.work = filepath.Join(dir, "bin"), filepath.Join(dir, "xdg"), filepath.Join(dir, "w")
 	for _, d := range []struct {
 		path  string
@@ -122,46 +92,6 @@ func rlNewUser(t *testing.T) *rlUser {
 	return u
 }
 
-// rlRanges lists the START-END ranges file gives name.
-func rlRanges(t *testing.T, file, name string) []string {
-	b, err := os.ReadFile(file)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) != 3 || f[0] != name {
-			continue
-		}
-		start, err1 := strconv.Atoi(f[1])
-		n, err2 := strconv.Atoi(f[2])
-		if err1 == nil && err2 == nil && n > 0 {
-			out = append(out, fmt.Sprintf("%d-%d", start, start+n-1))
-		}
-	}
-	return out
-}
-
-// rlFreeStart is a subordinate id above every range of /etc/subuid and
-// /etc/subgid.
-func rlFreeStart(t *testing.T) int {
-	top := 100000
-	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
-		b, _ := os.ReadFile(file)
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Split(line, ":")
-			if len(f) != 3 {
-				continue
-			}
-			s, _ := strconv.Atoi(f[1])
-			n, _ := strconv.Atoi(f[2])
-			top = max(top, s+n)
-		}
-	}
-	return top + 65536
-}
-
 func (u *rlUser) cleanup() {
 	root := filepath.Join(u.xdg, "tether")
 	ents, _ := os.ReadDir(root)
@@ -171,18 +101,8 @@ func (u *rlUser) cleanup() {
 			sweep.KillRecorded(filepath.Join(root, ent.Name()))
 		}
 	}
-	if u.name != "" {
-		for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
-			flag := map[string]string{"/etc/subuid": "--del-subuids", "/etc/subgid": "--del-subgids"}[file]
-			for _, r := range rlRanges(u.t, file, u.name) {
-				if out, err := exec.Command("usermod", flag, r, u.name).CombinedOutput(); err != nil {
-					u.t.Errorf("usermod %s %s: %v: %s", flag, r, err, out)
-				}
-			}
-		}
-		if out, err := exec.Command("userdel", u.name).CombinedOutput(); err != nil {
-			u.t.Errorf("userdel %s: %v: %s", u.name, err, out)
-		}
+	if u.user != nil {
+		u.user.remove(u.t)
 	}
 	os.RemoveAll(u.dir)
 }

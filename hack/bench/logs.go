@@ -83,13 +83,7 @@ func (c *conmonSet) ddOnce(id, dir string) (time.Duration, error) {
 		return 0, err
 	}
 	defer unix.Close(w)
-	gate, err := openGate(filepath.Join(dir, "rootfs", gateName))
-	if err != nil {
-		return 0, err
-	}
-	t0 := time.Now()
-	_, err = unix.Write(gate, []byte("go\n"))
-	unix.Close(gate)
+	t0, err := releaseGate(filepath.Join(dir, "rootfs", gateName))
 	if err != nil {
 		return 0, err
 	}
@@ -145,13 +139,7 @@ func (b *bench) ddOnce(id, dir string, toFile bool) (time.Duration, error) {
 		return 0, err
 	}
 	defer answer.Close()
-	gate, err := openGate(filepath.Join(dir, "rootfs", gateName))
-	if err != nil {
-		return 0, err
-	}
-	t0 := time.Now()
-	_, err = unix.Write(gate, []byte("go\n"))
-	unix.Close(gate)
+	t0, err := releaseGate(filepath.Join(dir, "rootfs", gateName))
 	if err != nil {
 		return 0, err
 	}
@@ -164,6 +152,20 @@ func (b *bench) ddOnce(id, dir string, toFile bool) (time.Duration, error) {
 		return 0, fmt.Errorf("%s: dd exited %d", id, exit.Status)
 	}
 	return d, checkOutput(b.cdir(id), dir, toFile)
+}
+
+// releaseGate opens the container's gate FIFO (openGate) and writes the
+// word that lets the container go on; it returns when it wrote, the start
+// of the timed part.
+func releaseGate(path string) (time.Time, error) {
+	gate, err := openGate(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t0 := time.Now()
+	_, err = unix.Write(gate, []byte("go\n"))
+	unix.Close(gate)
+	return t0, err
 }
 
 // openGate opens the FIFO for writing once the container's shell has it
