@@ -130,8 +130,8 @@ func TestAutoRemove(t *testing.T) {
 		killed.Wait()
 		rmOpen(t, e, "rm-d")
 		err = waiter.Wait()
-		if code := waiter.ProcessState.ExitCode(); code != 3 || got.String() != "3\n" {
-			t.Errorf("wait under way: exit %d (%v), output %q; want 3 and \"3\\n\"", code, err, got)
+		if code, out := waiter.ProcessState.ExitCode(), got.final(t); code != 3 || out != "3\n" {
+			t.Errorf("wait under way: exit %d (%v), output %q; want 3 and \"3\\n\"", code, err, out)
 		}
 		rmGone(t, e, "rm-d", idents...)
 		rmWantEvents(t, e, "rm-d", since, "created", "started", "exited 3", "deleted")
@@ -256,8 +256,8 @@ func TestAutoRemoveAdopted(t *testing.T) {
 		// The adopting shim takes the status from the process events
 		// connector (root, kernel 6.6+: this host); 255 is what it
 		// records where the kernel does not tell it.
-		if code := waiter.ProcessState.ExitCode(); code != 3 || got.String() != "3\n" {
-			t.Errorf("wait on the adopted container: exit %d, output %q; want 3", code, got)
+		if code, out := waiter.ProcessState.ExitCode(), got.final(t); code != 3 || out != "3\n" {
+			t.Errorf("wait on the adopted container: exit %d, output %q; want 3", code, out)
 		}
 		rmGone(t, e, "rma", adopter, init)
 		rmWantEvents(t, e, "rma", since, "created", "started", "adopted", "exited 3", "deleted")
@@ -323,8 +323,8 @@ func TestAutoRemoveUpgraded(t *testing.T) {
 		got := coreStartCaptured(t, waiter)
 		rmOpen(t, e, "rmu")
 		waiter.Wait()
-		if code := waiter.ProcessState.ExitCode(); code != 3 || got.String() != "3\n" {
-			t.Errorf("wait on the upgraded container: exit %d, output %q; want 3", code, got)
+		if code, out := waiter.ProcessState.ExitCode(), got.final(t); code != 3 || out != "3\n" {
+			t.Errorf("wait on the upgraded container: exit %d, output %q; want 3", code, out)
 		}
 		rmGone(t, e, "rmu", shim)
 		rmWantEvents(t, e, "rmu", since, "created", "started", "exited 3", "deleted")

@@ -565,6 +565,19 @@ func (o *coreOutput) String() string {
 	return o.b.String()
 }
 
+// final is the whole output once the pipe reached EOF. A command's Wait
+// returning does not mean the reader has drained the pipe: reading the
+// output right after Wait can miss its last write.
+func (o *coreOutput) final(t *testing.T) string {
+	t.Helper()
+	select {
+	case <-o.done:
+	case <-time.After(coreWait):
+		t.Errorf("the command's output is still open %v after it ended: something it started holds it", coreWait)
+	}
+	return o.String()
+}
+
 // coreStartCaptured starts cmd with its stdout and stderr on a pipe that
 // only cmd (and whatever inherits from it) holds.
 func coreStartCaptured(t *testing.T, cmd *exec.Cmd) *coreOutput {
