@@ -212,6 +212,10 @@ func TestUpgradeUntouched(t *testing.T) {
 			t.Fatalf("state before: %+v", before)
 		}
 		oldExe := upgExe(t, before.ShimPid)
+		inotifies := upgInotifyFds(t, before.ShimPid)
+		if inotifies == 0 {
+			t.Fatalf("shim pid %d holds no inotify fd before the upgrade: its folder watch is missing, so the retirement check below is blind", before.ShimPid)
+		}
 		waiter := upgRun(t, e, "wait", id)
 		follower := upgRun(t, e, "logs", "-f", id)
 		stream, err := c.Attach(ctx, "")
@@ -253,6 +257,11 @@ func TestUpgradeUntouched(t *testing.T) {
 		stream.Close()
 		mark := upgLastCount(t, c)
 		testutil.Eventually(t, upgWait, "the counter to go on after the upgrade", func() bool { return upgLastCount(t, c) >= mark+500 })
+		// The old image's inotify fds were handed over only to be closed
+		// (Handoff.Retired); the new image's watches replace them.
+		testutil.Eventually(t, upgWait, "the retired inotify fds to be closed", func() bool {
+			return upgInotifyFds(t, before.ShimPid) == inotifies
+		})
 
 		if out := e.MustTether("exec", id, "--", "echo", "exec-after-upgrade"); out != "exec-after-upgrade\n" {
 			t.Errorf("exec after the upgrade printed %q", out)
@@ -753,4 +762,21 @@ func TestUpgradeStates(t *testing.T) {
 		e.MustTether("delete", "--force", id)
 		coreAssertNothingLeft(t, e)
 	})
+}
+
+// upgInotifyFds counts the inotify instances pid holds.
+func upgInotifyFds(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +77,13 @@ type Handoff struct {
 	OOMTold uint64 `json:"oom_told,omitempty"`
 	// Front is the front end's own part (its listener and the like).
 	Front json.RawMessage `json:"front,omitempty"`
+	// Retired are fds the new image only closes, once it has answered
+	// (CloseRetired): the old image's inotify instances (its folder
+	// watch, a cgroup v2 OOM watch). The kernel's release of one waits
+	// for an SRCU grace period, 10-25 ms measured; left close-on-exec,
+	// that release would run in the execve's return to user space, before
+	// the new image's first instruction. The new image makes its own.
+	Retired []int `json:"retired_fds,omitempty"`
 
 	fds  []int    // dups made for the handoff: kept over execve, closed on abandon
 	lock *os.File // the folder's lock
@@ -298,6 +306,14 @@ func (s *Shim) snapshot() (*Handoff, error) {
 		h.closeFds()
 		return nil, err
 	}
+	for _, fd := range slowCloseFds() {
+		n, err := h.dupFd(fd)
+		if err != nil {
+			h.closeFds()
+			return nil, err
+		}
+		h.Retired = append(h.Retired, n)
+	}
 	s.mu.Lock()
 	var running, finished []*process
 	for _, p := range s.execs {
@@ -392,6 +408,45 @@ func (h *Handoff) dupFd(fd int) (int, error) {
 	}
 	h.fds = append(h.fds, n)
 	return n, nil
+}
+
+// slowCloseFds lists this process's fds whose last close waits on the
+// kernel: inotify and fanotify instances (fsnotify_destroy_group flushes
+// the mark destruction, an SRCU grace period). Found by what /proc says
+// they are, whoever made them.
+func slowCloseFds() []int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil &&
+			(l == "anon_inode:inotify" || l == "anon_inode:[fanotify]") {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
+}
+
+// CloseRetired closes the old image's retired fds (Retired) in the
+// background. A front end calls it once it has answered the upgrade, so
+// the kernel's slow release runs after the answer, on a thread of its own.
+func (h *Handoff) CloseRetired() {
+	fds := h.Retired
+	h.Retired = nil
+	if len(fds) == 0 {
+		return
+	}
+	go func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
 }
 
 func (h *Handoff) closeFds() {
@@ -512,6 +567,9 @@ func (s *Shim) TakeOver(ctx context.Context, h *Handoff) (int, error) {
 		return 0, err
 	}
 	crashPoint("shim-upgrade-after-exec") // tests only: a new image that dies
+	for _, fd := range h.Retired {
+		unix.CloseOnExec(fd) // nothing this image starts inherits them
+	}
 	if h.ID != s.id || h.ShimPid != os.Getpid() {
 		return 0, fmt.Errorf("%w: handoff of container %s by pid %d: only that container's shim resumes from it, after its own execve",
 			ErrInvalid, h.ID, h.ShimPid)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tether-run/tether/store"
 	"golang.org/x/sys/unix"
@@ -113,3 +115,44 @@ func TestHandoffWriteRead(t *testing.T) {
 
 // fcntlFlags returns fd's descriptor flags (FD_CLOEXEC).
 func fcntlFlags(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0) }
+
+// TestSlowCloseFds: the inotify instances of the process are what an
+// upgrade retires (Handoff.Retired), and nothing else is.
+func TestSlowCloseFds(t *testing.T) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := slowCloseFds()
+	if !slices.Contains(got, fd) {
+		t.Errorf("slowCloseFds() = %v: lacks the inotify fd %d", got, fd)
+	}
+	if slices.Contains(got, int(f.Fd())) {
+		t.Errorf("slowCloseFds() = %v: has /dev/null's fd %d", got, f.Fd())
+	}
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Handoff{Retired: []int{dup}}
+	h.CloseRetired()
+	if h.Retired != nil {
+		t.Errorf("Retired after CloseRetired: %v", h.Retired)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := unix.FcntlInt(uintptr(dup), unix.F_GETFD, 0); err == unix.EBADF {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retired fd %d still open 10 s after CloseRetired", dup)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -69,6 +69,7 @@ func takeOver(ctx context.Context, st *store.Folder, path string, log *logrus.En
 	}
 	go srv.Serve(ctx)
 	answer(pid, nil)
+	h.CloseRetired()
 	<-srv.Done()
 	return nil
 }
