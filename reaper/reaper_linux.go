@@ -80,11 +80,10 @@ func (m *Monitor) Run(ctx context.Context) {
 	m.mu.Unlock()
 
 	go m.watch(m.kick, done)
-	go func() {
-		<-ctx.Done()
+	context.AfterFunc(ctx, func() { // no goroutine parked until then
 		_ = m.Reap()
 		m.shutdown()
-	}()
+	})
 }
 
 // Idle waits with no child at all, in case one was made other than

@@ -136,10 +136,8 @@ func (w *watcher) gone(b []byte) bool {
 // shim shuts down.
 func (s *Shim) watchLoop(ctx context.Context, f *os.File, w *watcher) {
 	defer f.Close()
-	go func() {
-		<-ctx.Done()
-		f.SetReadDeadline(time.Unix(1, 0))
-	}()
+	stop := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) }) // no goroutine parked meanwhile
+	defer stop()
 	buf := make([]byte, 64*1024)
 	for {
 		n, err := f.Read(buf)

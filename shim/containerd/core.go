@@ -92,9 +92,11 @@ func lookRuntime(name string) (string, error) {
 }
 
 // fifoReader reads containerd's stdin FIFO for the core. The FIFO is
-// opened on the first Read, which blocks until containerd has its write
-// end open (a non-blocking open would read a false EOF before that).
-// Close ends it early (CloseIO); a Read then returns EOF.
+// opened on the first Read, without blocking, and that Read then waits in
+// Go's poller until containerd has opened its write end and written (or
+// closed it): a read before that would give a false EOF. Nothing holds a
+// thread meanwhile, and Close (CloseIO) ends the wait; a Read then returns
+// EOF.
 type fifoReader struct {
 	path string
 
@@ -123,17 +125,24 @@ func (r *fifoReader) Read(p []byte) (int, error) {
 		}
 		r.f = f
 		r.mu.Unlock()
-	}
-	n, err := f.Read(p)
-	if err != nil && n == 0 {
-		r.mu.Lock()
-		closed = r.closed
-		r.mu.Unlock()
-		if closed {
-			return 0, io.EOF
+		if err := waitWriter(f); err != nil {
+			if r.isClosed() {
+				return 0, io.EOF
+			}
+			return 0, err
 		}
 	}
+	n, err := f.Read(p)
+	if err != nil && n == 0 && r.isClosed() {
+		return 0, io.EOF
+	}
 	return n, err
+}
+
+func (r *fifoReader) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 // Close stops the input; it reports whether this call closed it.

@@ -177,18 +177,33 @@ func (s *sinks) startLogger(ctx context.Context, u *url.URL, ns, id string) erro
 	return nil
 }
 
-// openFifoReader opens a FIFO for reading. The open blocks (holding a
-// thread) until a writer has it open: a non-blocking open would read a
-// false EOF while containerd has not opened its end yet. The fd is then
-// made non-blocking so reads park a goroutine, not a thread.
+// openFifoReader opens a FIFO for reading, non-blocking: the open does
+// not wait for a writer, and reads park a goroutine in Go's poller, not a
+// thread. Before a writer has come, a read returns a false EOF: see
+// waitWriter.
 func openFifoReader(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open stdin fifo %s: %w", path, err)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// waitWriter waits until f, a FIFO opened by openFifoReader, has something
+// to read: data, or the end of a writer that came and went. A FIFO with no
+// writer since it was opened is neither readable nor hung up (the kernel
+// reports POLLHUP only once a writer has been and gone), so the wait lasts
+// until containerd opens its end and writes or closes it, or until f is
+// closed (an error).
+func waitWriter(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	polled := false
+	return rc.Read(func(uintptr) bool {
+		done := polled // false on the first call: wait for readiness first
+		polled = true
+		return done
+	})
 }
