@@ -19,17 +19,19 @@
 //   - TrimWhenIdle: the background scavenger only returns memory down to the
 //     heap goal and only after a GC, so a shim that served a burst (execs,
 //     logs, many requests) would keep those pages; once it is idle again
-//     after enough allocation, it collects and returns every free page.
+//     after its resident memory grew enough, it collects and returns every
+//     free page.
 package gotune
 
 import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 )
 
 const (
@@ -40,14 +42,11 @@ const (
 	// while the shim is busy; trimMaxPeriod while it is idle.
 	trimPeriod    = 2 * time.Second
 	trimMaxPeriod = 8 * time.Second
-	// trimAfter is how much must have been allocated since start-up (the
-	// first trimPeriod) or the last trim before going idle triggers a trim.
-	// Start-up itself never does: it allocates about 1.5 MiB, most of it
-	// buffers never touched, and a trim then would cost more (the first
-	// collection's own metadata) than it returns.
-	trimAfter = 1 << 20
-	// allocsMetric is the runtime's count of bytes allocated so far.
-	allocsMetric = "/gc/heap/allocs:bytes"
+	// trimAfter is how much the resident set must have grown since
+	// start-up (the first trimPeriod) or the last trim for going idle to
+	// trigger a trim. Start-up itself never does: a trim then would cost
+	// more (the first collection's own metadata) than it returns.
+	trimAfter = 256 << 10
 )
 
 // Env returns env with the shim's runtime settings, replacing any the
@@ -85,45 +84,95 @@ func Apply() {
 	go TrimWhenIdle(trimPeriod, trimAfter)
 }
 
-// TrimWhenIdle runs forever: it wakes up now and then and reads the number
-// of bytes allocated so far. The count at its first look, one period after
-// the shim started, is the base: start-up itself is never trimmed. From
-// then on, when at least after bytes were allocated since the base and
-// nothing since the last look, it collects garbage, returns all free memory
-// to the OS and takes the count as the new base. It looks every period
-// while there is activity or a trim may be due, and backs off to every
-// trimMaxPeriod otherwise, so that hundreds of idle shims do not wake the
-// machine every few seconds. It allocates nothing itself, so an idle shim
-// stays idle.
+// TrimWhenIdle runs forever: it wakes up now and then and reads the
+// process's resident set size. The size at its first look, one period
+// after the shim started, is the base: start-up itself is never trimmed.
+// From then on, when the size has grown by at least after bytes since the
+// base and not changed since the last look, it collects garbage, returns
+// all free memory to the OS and takes the size after that as the new base.
+// It looks every period while the size changes or a trim may be due, and
+// backs off to every trimMaxPeriod otherwise, so that hundreds of idle
+// shims do not wake the machine every few seconds. It allocates nothing
+// itself, so an idle shim stays idle. The resident size is read from
+// /proc/self/statm: the allocation counter of runtime/metrics would keep
+// about 30 KiB of the package's tables live in every shim, and
+// runtime.ReadMemStats flushes the allocation caches, after which the
+// next allocations touch fresh spans (+0.5 MiB measured).
 func TrimWhenIdle(period time.Duration, after uint64) {
-	sample := []metrics.Sample{{Name: allocsMetric}}
-	allocs := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64()
-	}
-	// The first read sets up runtime/metrics: let it be part of start-up.
-	if metrics.Read(sample); sample[0].Value.Kind() != metrics.KindUint64 {
-		return // a Go release without this metric: no trimming
+	var buf [64]byte
+	if resident(buf[:]) == 0 {
+		return // no /proc: no trimming
 	}
 	wait := period
 	timer := time.NewTimer(wait)
 	<-timer.C
-	base := allocs()
+	base := resident(buf[:])
 	prev := base
 	for {
 		timer.Reset(wait)
 		<-timer.C
-		now := allocs()
+		now := resident(buf[:])
 		switch {
-		case now != prev: // busy: look again soon
+		case now != prev: // growing or shrinking: look again soon
 			wait = period
-		case now-base >= after:
+		case now >= base+after:
 			debug.FreeOSMemory()
-			now = allocs()
+			now = resident(buf[:])
 			base = now
 		default: // idle, nothing to trim
 			wait = min(2*wait, trimMaxPeriod)
 		}
 		prev = now
 	}
+}
+
+// statmPath is /proc/self/statm for openat(2), made once: syscall.Open
+// would allocate the C string at every look. atFDCWD is AT_FDCWD.
+var statmPath = []byte("/proc/self/statm\x00")
+
+var atFDCWD = -100 // a variable: uintptr(-100) of a constant does not compile
+
+// resident returns the resident set size in bytes from /proc/self/statm
+// (its second field, in pages), or 0 if it cannot be read. buf holds the
+// file; nothing is allocated.
+func resident(buf []byte) uint64 {
+	r, _, errno := syscall.Syscall6(syscall.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&statmPath[0])),
+		syscall.O_RDONLY|syscall.O_CLOEXEC, 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	fd := int(r)
+	n, err := syscall.Read(fd, buf)
+	syscall.Close(fd)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return parseStatmResident(buf[:n]) * uint64(syscall.Getpagesize())
+}
+
+// parseStatmResident returns the second field of a statm line ("size
+// resident shared ..."), 0 if it has none.
+func parseStatmResident(b []byte) uint64 {
+	field := 0
+	var v uint64
+	inNum := false
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			if !inNum {
+				inNum = true
+				field++
+				v = 0
+			}
+			v = v*10 + uint64(c-'0')
+			continue
+		}
+		if inNum && field == 2 {
+			return v
+		}
+		inNum = false
+	}
+	if inNum && field == 2 {
+		return v
+	}
+	return 0
 }
