@@ -63,10 +63,13 @@ func TestCoreShimStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Reaped by whoever is its parent: gone, not a zombie of ours.
+			// A zombie is dead (Alive is false) a moment before its parent's
+			// wait returns, so the check for zombies waits too: only one
+			// that nobody reaps lasts.
 			testutil.Eventually(t, coreWait, "the shim to be gone", func() bool { return !shim.Alive() })
-			if zs := testutil.ZombieChildren(os.Getpid()); len(zs) != 0 {
-				t.Errorf("zombie children of the manager: %v", zs)
-			}
+			testutil.Eventually(t, coreWait, "no zombie child of the manager", func() bool {
+				return len(testutil.ZombieChildren(os.Getpid())) == 0
+			})
 		})
 	}
 }
