@@ -67,7 +67,16 @@ func (m mount) has(ctl string) bool {
 // parseMountinfo returns the cgroup and cgroup2 mounts in the text of a
 // mountinfo file, in file order.
 func parseMountinfo(text string) ([]mount, error) {
-	ms, err := mountinfo.Parse(text)
+	// Only the cgroup lines (and malformed ones, to be refused) are
+	// parsed: a host running many containers has hundreds of mounts, and
+	// parsing each line allocates.
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.Contains(line, " - cgroup") || !strings.Contains(line, " - ") {
+			b.WriteString(line)
+		}
+	}
+	ms, err := mountinfo.Parse(b.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

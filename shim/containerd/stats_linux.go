@@ -10,13 +10,11 @@ import (
 	"strconv"
 	"strings"
 
-	v1 "github.com/containerd/cgroups/v3/cgroup1/stats"
-	v2 "github.com/containerd/cgroups/v3/cgroup2/stats"
 	taskapi "github.com/containerd/containerd/api/runtime/task/v2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -36,15 +34,11 @@ func (s *Service) Stats(ctx context.Context, r *taskapi.StatsRequest) (*taskapi.
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "task %s: %v", t.id, err)
 	}
-	m, err := cg.metrics()
+	b, name, err := cg.metrics()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "task %s: %v", t.id, err)
 	}
-	b, err := proto.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return &taskapi.StatsResponse{Stats: &anypb.Any{TypeUrl: string(proto.MessageName(m)), Value: b}}, nil
+	return &taskapi.StatsResponse{Stats: &anypb.Any{TypeUrl: name, Value: b}}, nil
 }
 
 // cgroup locates one process's cgroup: the unified folder on a cgroup v2
@@ -88,12 +82,15 @@ func findCgroup(pid int) (*cgroup, error) {
 	return cg, nil
 }
 
-// metrics reads the cgroup's statistics.
-func (c *cgroup) metrics() (proto.Message, error) {
+// metrics reads the cgroup's statistics: the encoded message and its
+// type's name.
+func (c *cgroup) metrics() ([]byte, string, error) {
 	if c.unified != "" {
-		return c.metricsV2()
+		b, err := c.metricsV2()
+		return b, metricsV2Name, err
 	}
-	return c.metricsV1()
+	b, err := c.metricsV1()
+	return b, metricsV1Name, err
 }
 
 // readUint reads a file holding one number ("max" reads as 0).
@@ -128,81 +125,160 @@ func readKV(path string) map[string]uint64 {
 // userHZ is the unit of cpuacct.stat.
 const userHZ = 100
 
-func (c *cgroup) metricsV1() (*v1.Metrics, error) {
-	m := &v1.Metrics{}
+// The two metrics messages are encoded by hand with protowire, field
+// numbers from cgroups/v3's cgroup1/stats and cgroup2/stats metrics.proto:
+// linking those generated types cost every shim 29 KB of heap at start-up
+// for a call an idle shim never gets (README, "Under containerd and
+// Kubernetes"). TestMetricsEncoding decodes what is written here with the
+// generated types and compares it with what they would have said.
+const (
+	metricsV1Name = "io.containerd.cgroups.v1.Metrics"
+	metricsV2Name = "io.containerd.cgroups.v2.Metrics"
+)
+
+// pmsg is a protobuf message being encoded: fields appended in
+// field-number order, zero scalars left out as proto3 does.
+type pmsg []byte
+
+func (m *pmsg) uint(n protowire.Number, v uint64) {
+	if v != 0 {
+		*m = protowire.AppendTag(*m, n, protowire.VarintType)
+		*m = protowire.AppendVarint(*m, v)
+	}
+}
+
+// packed appends a repeated uint64 field (packed, as proto3 encodes it).
+func (m *pmsg) packed(n protowire.Number, vs []uint64) {
+	if len(vs) == 0 {
+		return
+	}
+	var b []byte
+	for _, v := range vs {
+		b = protowire.AppendVarint(b, v)
+	}
+	*m = protowire.AppendTag(*m, n, protowire.BytesType)
+	*m = protowire.AppendBytes(*m, b)
+}
+
+// sub appends a message field that is present, even if empty.
+func (m *pmsg) sub(n protowire.Number, s pmsg) {
+	*m = protowire.AppendTag(*m, n, protowire.BytesType)
+	*m = protowire.AppendBytes(*m, s)
+}
+
+// keys appends st[keys[i]] as field i+1.
+func (m *pmsg) keys(st map[string]uint64, keys []string) {
+	for i, k := range keys {
+		m.uint(protowire.Number(i+1), st[k])
+	}
+}
+
+// memoryV1Keys are memory.stat's keys in the order of v1 MemoryStat's
+// fields 1 to 32.
+var memoryV1Keys = []string{"cache", "rss", "rss_huge", "mapped_file", "dirty", "writeback",
+	"pgpgin", "pgpgout", "pgfault", "pgmajfault", "inactive_anon", "active_anon", "inactive_file",
+	"active_file", "unevictable", "hierarchical_memory_limit", "hierarchical_memsw_limit",
+	"total_cache", "total_rss", "total_rss_huge", "total_mapped_file", "total_dirty", "total_writeback",
+	"total_pgpgin", "total_pgpgout", "total_pgfault", "total_pgmajfault", "total_inactive_anon",
+	"total_active_anon", "total_inactive_file", "total_active_file", "total_unevictable"}
+
+// memoryV2Keys are memory.stat's keys in the order of v2 MemoryStat's
+// fields 1 to 19.
+var memoryV2Keys = []string{"anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped",
+	"file_dirty", "file_writeback", "anon_thp", "inactive_anon", "active_anon", "inactive_file",
+	"active_file", "unevictable", "slab_reclaimable", "slab_unreclaimable", "pgfault", "pgmajfault"}
+
+// metricsV1 encodes io.containerd.cgroups.v1.Metrics: pids (2), cpu (3),
+// memory (4).
+func (c *cgroup) metricsV1() ([]byte, error) {
+	var m pmsg
 	if d, ok := c.v1["pids"]; ok {
-		m.Pids = &v1.PidsStat{Current: readUint(filepath.Join(d, "pids.current")), Limit: readUint(filepath.Join(d, "pids.max"))}
+		var p pmsg // PidsStat: current 1, limit 2
+		p.uint(1, readUint(filepath.Join(d, "pids.current")))
+		p.uint(2, readUint(filepath.Join(d, "pids.max")))
+		m.sub(2, p)
 	}
 	if d, ok := c.v1["cpuacct"]; ok {
 		st := readKV(filepath.Join(d, "cpuacct.stat"))
-		usage := &v1.CPUUsage{Total: readUint(filepath.Join(d, "cpuacct.usage")),
-			User: st["user"] * (1e9 / userHZ), Kernel: st["system"] * (1e9 / userHZ)}
+		var usage pmsg // CPUUsage: total 1, kernel 2, user 3, per_cpu 4
+		usage.uint(1, readUint(filepath.Join(d, "cpuacct.usage")))
+		usage.uint(2, st["system"]*(1e9/userHZ))
+		usage.uint(3, st["user"]*(1e9/userHZ))
 		if b, err := os.ReadFile(filepath.Join(d, "cpuacct.usage_percpu")); err == nil {
+			var per []uint64
 			for _, f := range strings.Fields(string(b)) {
 				n, _ := strconv.ParseUint(f, 10, 64)
-				usage.PerCPU = append(usage.PerCPU, n)
+				per = append(per, n)
 			}
+			usage.packed(4, per)
 		}
-		m.CPU = &v1.CPUStat{Usage: usage, Throttling: &v1.Throttle{}}
-	}
-	if d, ok := c.v1["cpu"]; ok && m.CPU != nil {
-		st := readKV(filepath.Join(d, "cpu.stat"))
-		m.CPU.Throttling = &v1.Throttle{Periods: st["nr_periods"], ThrottledPeriods: st["nr_throttled"], ThrottledTime: st["throttled_time"]}
+		var thr pmsg // Throttle: periods 1, throttled_periods 2, throttled_time 3
+		if d, ok := c.v1["cpu"]; ok {
+			st := readKV(filepath.Join(d, "cpu.stat"))
+			thr.uint(1, st["nr_periods"])
+			thr.uint(2, st["nr_throttled"])
+			thr.uint(3, st["throttled_time"])
+		}
+		var cpu pmsg // CPUStat: usage 1, throttling 2
+		cpu.sub(1, usage)
+		cpu.sub(2, thr)
+		m.sub(3, cpu)
 	}
 	if d, ok := c.v1["memory"]; ok {
-		m.Memory = memoryV1(d)
+		m.sub(4, memoryV1(d))
 	}
-	if m.Pids == nil && m.CPU == nil && m.Memory == nil {
+	if len(m) == 0 {
 		return nil, errors.New("no pids, cpuacct or memory controller")
 	}
 	return m, nil
 }
 
-func memoryV1(d string) *v1.MemoryStat {
-	entry := func(prefix string) *v1.MemoryEntry {
-		return &v1.MemoryEntry{Usage: readUint(filepath.Join(d, prefix+"usage_in_bytes")),
-			Max:     readUint(filepath.Join(d, prefix+"max_usage_in_bytes")),
-			Limit:   readUint(filepath.Join(d, prefix+"limit_in_bytes")),
-			Failcnt: readUint(filepath.Join(d, prefix+"failcnt"))}
+// memoryV1 encodes a v1 MemoryStat: memory.stat as fields 1 to 32, then
+// the usage (33), swap (34), kernel (35) and kernel TCP (36) entries.
+func memoryV1(d string) pmsg {
+	entry := func(prefix string) pmsg {
+		var e pmsg // MemoryEntry: limit 1, usage 2, max 3, failcnt 4
+		e.uint(1, readUint(filepath.Join(d, prefix+"limit_in_bytes")))
+		e.uint(2, readUint(filepath.Join(d, prefix+"usage_in_bytes")))
+		e.uint(3, readUint(filepath.Join(d, prefix+"max_usage_in_bytes")))
+		e.uint(4, readUint(filepath.Join(d, prefix+"failcnt")))
+		return e
 	}
-	st := readKV(filepath.Join(d, "memory.stat"))
-	return &v1.MemoryStat{Cache: st["cache"], RSS: st["rss"], RSSHuge: st["rss_huge"],
-		MappedFile: st["mapped_file"], Dirty: st["dirty"], Writeback: st["writeback"],
-		PgPgIn: st["pgpgin"], PgPgOut: st["pgpgout"], PgFault: st["pgfault"], PgMajFault: st["pgmajfault"],
-		InactiveAnon: st["inactive_anon"], ActiveAnon: st["active_anon"], InactiveFile: st["inactive_file"],
-		ActiveFile: st["active_file"], Unevictable: st["unevictable"],
-		HierarchicalMemoryLimit: st["hierarchical_memory_limit"], HierarchicalSwapLimit: st["hierarchical_memsw_limit"],
-		TotalCache: st["total_cache"], TotalRSS: st["total_rss"], TotalRSSHuge: st["total_rss_huge"],
-		TotalMappedFile: st["total_mapped_file"], TotalDirty: st["total_dirty"], TotalWriteback: st["total_writeback"],
-		TotalPgPgIn: st["total_pgpgin"], TotalPgPgOut: st["total_pgpgout"], TotalPgFault: st["total_pgfault"],
-		TotalPgMajFault: st["total_pgmajfault"], TotalInactiveAnon: st["total_inactive_anon"],
-		TotalActiveAnon: st["total_active_anon"], TotalInactiveFile: st["total_inactive_file"],
-		TotalActiveFile: st["total_active_file"], TotalUnevictable: st["total_unevictable"],
-		Usage: entry("memory."), Swap: entry("memory.memsw."), Kernel: entry("memory.kmem."),
-		KernelTCP: entry("memory.kmem.tcp.")}
+	var m pmsg
+	m.keys(readKV(filepath.Join(d, "memory.stat")), memoryV1Keys)
+	m.sub(33, entry("memory."))
+	m.sub(34, entry("memory.memsw."))
+	m.sub(35, entry("memory.kmem."))
+	m.sub(36, entry("memory.kmem.tcp."))
+	return m
 }
 
-func (c *cgroup) metricsV2() (*v2.Metrics, error) {
+// metricsV2 encodes io.containerd.cgroups.v2.Metrics: pids (1), cpu (2),
+// memory (4), memory_events (8).
+func (c *cgroup) metricsV2() ([]byte, error) {
 	d := c.unified
 	if _, err := os.Stat(d); err != nil {
 		return nil, err
 	}
-	cpu := readKV(filepath.Join(d, "cpu.stat"))
-	mem := readKV(filepath.Join(d, "memory.stat"))
-	ev := readKV(filepath.Join(d, "memory.events"))
-	return &v2.Metrics{
-		Pids: &v2.PidsStat{Current: readUint(filepath.Join(d, "pids.current")), Limit: readUint(filepath.Join(d, "pids.max"))},
-		CPU: &v2.CPUStat{UsageUsec: cpu["usage_usec"], UserUsec: cpu["user_usec"], SystemUsec: cpu["system_usec"],
-			NrPeriods: cpu["nr_periods"], NrThrottled: cpu["nr_throttled"], ThrottledUsec: cpu["throttled_usec"]},
-		Memory: &v2.MemoryStat{Anon: mem["anon"], File: mem["file"], KernelStack: mem["kernel_stack"],
-			Slab: mem["slab"], Sock: mem["sock"], Shmem: mem["shmem"], FileMapped: mem["file_mapped"],
-			FileDirty: mem["file_dirty"], FileWriteback: mem["file_writeback"], AnonThp: mem["anon_thp"],
-			InactiveAnon: mem["inactive_anon"], ActiveAnon: mem["active_anon"], InactiveFile: mem["inactive_file"],
-			ActiveFile: mem["active_file"], Unevictable: mem["unevictable"], SlabReclaimable: mem["slab_reclaimable"],
-			SlabUnreclaimable: mem["slab_unreclaimable"], Pgfault: mem["pgfault"], Pgmajfault: mem["pgmajfault"],
-			Usage: readUint(filepath.Join(d, "memory.current")), UsageLimit: readUint(filepath.Join(d, "memory.max")),
-			MaxUsage: readUint(filepath.Join(d, "memory.peak")), SwapUsage: readUint(filepath.Join(d, "memory.swap.current")),
-			SwapLimit: readUint(filepath.Join(d, "memory.swap.max"))},
-		MemoryEvents: &v2.MemoryEvents{Low: ev["low"], High: ev["high"], Max: ev["max"], Oom: ev["oom"], OomKill: ev["oom_kill"]},
-	}, nil
+	var pids pmsg // PidsStat: current 1, limit 2
+	pids.uint(1, readUint(filepath.Join(d, "pids.current")))
+	pids.uint(2, readUint(filepath.Join(d, "pids.max")))
+	var cpu pmsg // CPUStat: usage_usec 1 ... throttled_usec 6
+	cpu.keys(readKV(filepath.Join(d, "cpu.stat")),
+		[]string{"usage_usec", "user_usec", "system_usec", "nr_periods", "nr_throttled", "throttled_usec"})
+	var mem pmsg // MemoryStat: memory.stat as 1 to 19, then usage 32 ... max_usage 36
+	mem.keys(readKV(filepath.Join(d, "memory.stat")), memoryV2Keys)
+	mem.uint(32, readUint(filepath.Join(d, "memory.current")))
+	mem.uint(33, readUint(filepath.Join(d, "memory.max")))
+	mem.uint(34, readUint(filepath.Join(d, "memory.swap.current")))
+	mem.uint(35, readUint(filepath.Join(d, "memory.swap.max")))
+	mem.uint(36, readUint(filepath.Join(d, "memory.peak")))
+	var ev pmsg // MemoryEvents: low 1, high 2, max 3, oom 4, oom_kill 5
+	ev.keys(readKV(filepath.Join(d, "memory.events")), []string{"low", "high", "max", "oom", "oom_kill"})
+	var m pmsg
+	m.sub(1, pids)
+	m.sub(2, cpu)
+	m.sub(4, mem)
+	m.sub(8, ev)
+	return m, nil
 }
