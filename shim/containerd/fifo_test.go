@@ -23,6 +23,20 @@ func fifoRead(r *fifoReader) <-chan string {
 	return got
 }
 
+// fifoWant checks that the read gives want (all of it, then EOF) soon
+// after what happened (when).
+func fifoWant(t *testing.T, got <-chan string, want, when string) {
+	t.Helper()
+	select {
+	case s := <-got:
+		if s != want {
+			t.Fatalf("read %q %s, want %q", s, when, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("read still waiting 10 s %s", when)
+	}
+}
+
 func newFifo(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "stdin")
@@ -51,14 +65,7 @@ func TestFifoReaderWaitsForTheWriter(t *testing.T) {
 	}
 	w.WriteString("hello")
 	w.Close()
-	select {
-	case s := <-got:
-		if s != "hello" {
-			t.Fatalf("read %q, want hello", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("read still waiting 10 s after the writer wrote and closed")
-	}
+	fifoWant(t, got, "hello", "after the writer wrote and closed")
 
 	p = newFifo(t)
 	r2 := &fifoReader{path: p}
@@ -70,14 +77,7 @@ func TestFifoReaderWaitsForTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	select {
-	case s := <-got:
-		if s != "" {
-			t.Fatalf("read %q after an empty writer, want EOF", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("read still waiting 10 s after a writer came and went")
-	}
+	fifoWant(t, got, "", "after a writer came and went")
 }
 
 // TestFifoReaderClosedWhileWaiting: CloseIO before containerd ever opened
@@ -87,12 +87,5 @@ func TestFifoReaderClosedWhileWaiting(t *testing.T) {
 	got := fifoRead(r)
 	time.Sleep(100 * time.Millisecond)
 	r.Close()
-	select {
-	case s := <-got:
-		if s != "" {
-			t.Fatalf("read after Close returned %q, want EOF", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("read still waiting 10 s after Close")
-	}
+	fifoWant(t, got, "", "after Close")
 }

@@ -60,17 +60,7 @@ func TestMetricsEncoding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, name, err := cg.metrics()
-			if err != nil || name != string(proto.MessageName(want)) {
-				t.Fatalf("metrics: %v, type %q; want %q", err, name, proto.MessageName(want))
-			}
-			got := &v1.Metrics{}
-			if err := proto.Unmarshal(b, got); err != nil {
-				t.Fatal(err)
-			}
-			if !proto.Equal(got, want) {
-				t.Errorf("controllers %v: decoded %v\nwant %v", cg.v1, got, want)
-			}
+			metricsMatch(t, cg, want, &v1.Metrics{})
 		}
 		if _, _, err := (&cgroup{v1: map[string]string{"blkio": pids}}).metrics(); err == nil {
 			t.Error("metrics of a cgroup with no pids, cpuacct or memory: no error")
@@ -90,17 +80,7 @@ func TestMetricsEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, name, err := cg.metrics()
-		if err != nil || name != string(proto.MessageName(want)) {
-			t.Fatalf("metrics: %v, type %q; want %q", err, name, proto.MessageName(want))
-		}
-		got := &v2.Metrics{}
-		if err := proto.Unmarshal(b, got); err != nil {
-			t.Fatal(err)
-		}
-		if !proto.Equal(got, want) {
-			t.Errorf("decoded %v\nwant %v", got, want)
-		}
+		metricsMatch(t, cg, want, &v2.Metrics{})
 		if _, _, err := (&cgroup{unified: filepath.Join(d, "gone")}).metrics(); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("metrics of a removed v2 group: %v, want not exist", err)
 		}
@@ -108,6 +88,24 @@ func TestMetricsEncoding(t *testing.T) {
 
 }
 
+// metricsMatch checks that cg's encoded metrics name want's type and
+// decode (into got, an empty message of that type) to want.
+func metricsMatch(t *testing.T, cg *cgroup, want, got proto.Message) {
+	t.Helper()
+	b, name, err := cg.metrics()
+	if err != nil || name != string(proto.MessageName(want)) {
+		t.Fatalf("metrics: %v, type %q; want %q", err, name, proto.MessageName(want))
+	}
+	if err := proto.Unmarshal(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("cgroup %+v: decoded %v\nwant %v", cg, got, want)
+	}
+}
+
+// The reference: what the shim built with cgroups/v3's generated types
+// before it encoded the messages itself.
 func (c *cgroup) refMetricsV1() (*v1.Metrics, error) {
 	m := &v1.Metrics{}
 	if d, ok := c.v1["pids"]; ok {
