@@ -67,24 +67,13 @@ func (m mount) has(ctl string) bool {
 // parseMountinfo returns the cgroup and cgroup2 mounts in the text of a
 // mountinfo file, in file order.
 func parseMountinfo(text string) ([]mount, error) {
-	// Only the cgroup lines (and malformed ones, to be refused) are
-	// parsed: a host running many containers has hundreds of mounts, and
-	// parsing each line allocates.
-	var b strings.Builder
-	for line := range strings.Lines(text) {
-		if strings.Contains(line, " - cgroup") || !strings.Contains(line, " - ") {
-			b.WriteString(line)
-		}
-	}
-	ms, err := mountinfo.Parse(b.String())
+	ms, err := mountinfo.ParseTypes(text, "cgroup", "cgroup2")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	var out []mount
 	for _, m := range ms {
-		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
-			out = append(out, mount{root: m.Root, point: m.Point, v2: m.FSType == "cgroup2", opts: m.Opts})
-		}
+		out = append(out, mount{root: m.Root, point: m.Point, v2: m.FSType == "cgroup2", opts: m.Opts})
 	}
 	return out, nil
 }

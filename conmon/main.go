@@ -32,6 +32,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tether-run/tether/internal/proc"
 	"github.com/tether-run/tether/shimapi"
 	"golang.org/x/sys/unix"
 )
@@ -199,23 +200,19 @@ func daemonArgs(o *Options) ([]string, error) {
 // with (podman's sync, start and attach pipes, --preserve-fds files,
 // reserved ports).
 func inheritedFds() []int {
-	ents, err := os.ReadDir("/proc/self/fd")
+	all, err := proc.Fds(0)
 	if err != nil {
 		return nil
 	}
 	var fds []int
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil || n < 3 {
-			continue
+	for _, fd := range all {
+		if fd.Num < 3 || strings.HasPrefix(fd.Target, "/proc/") {
+			continue // stdio, or the directory being listed
 		}
-		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(t, "/proc/") {
-			continue // the directory being listed
-		}
-		if flags, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
+		if flags, err := unix.FcntlInt(uintptr(fd.Num), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
 			continue // the Go runtime's own
 		}
-		fds = append(fds, n)
+		fds = append(fds, fd.Num)
 	}
 	return fds
 }

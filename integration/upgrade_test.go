@@ -767,14 +767,9 @@ func TestUpgradeStates(t *testing.T) {
 // upgInotifyFds counts the inotify instances pid holds.
 func upgInotifyFds(t *testing.T, pid int) int {
 	t.Helper()
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == "anon_inode:inotify" {
+	for _, target := range fdTargets(t, pid) {
+		if target == "anon_inode:inotify" {
 			n++
 		}
 	}

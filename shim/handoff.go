@@ -21,7 +21,6 @@ import (
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -415,19 +414,11 @@ func (h *Handoff) dupFd(fd int) (int, error) {
 // the mark destruction, an SRCU grace period). Found by what /proc says
 // they are, whoever made them.
 func slowCloseFds() []int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil
-	}
+	all, _ := proc.Fds(0)
 	var fds []int
-	for _, e := range ents {
-		fd, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil &&
-			(l == "anon_inode:inotify" || l == "anon_inode:[fanotify]") {
-			fds = append(fds, fd)
+	for _, fd := range all {
+		if fd.Target == "anon_inode:inotify" || fd.Target == "anon_inode:[fanotify]" {
+			fds = append(fds, fd.Num)
 		}
 	}
 	return fds

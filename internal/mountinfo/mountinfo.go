@@ -6,6 +6,7 @@ package mountinfo
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -22,12 +23,23 @@ type Mount struct {
 // Parse returns the mounts in the text of a mountinfo file, in file
 // order. A line reads "ID PARENT MAJ:MIN ROOT POINT OPTS [OPTIONAL...] -
 // FSTYPE SOURCE SUPER"; a line that does not is an error naming it.
-func Parse(text string) ([]Mount, error) {
+func Parse(text string) ([]Mount, error) { return ParseTypes(text) }
+
+// ParseTypes is Parse keeping only the mounts of the filesystem types
+// given (all of them when none is). The other lines are skipped before
+// they are split, which costs nothing: a host running many containers has
+// hundreds of mounts. A malformed line is still an error.
+func ParseTypes(text string, fsTypes ...string) ([]Mount, error) {
 	var out []Mount
 	for line := range strings.Lines(text) {
 		line = strings.TrimSuffix(line, "\n")
 		if line == "" {
 			continue
+		}
+		if _, after, ok := strings.Cut(line, " - "); ok && len(fsTypes) > 0 {
+			if fs, _, _ := strings.Cut(after, " "); !slices.Contains(fsTypes, fs) {
+				continue
+			}
 		}
 		f := strings.Fields(line)
 		sep := -1

@@ -24,3 +24,29 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// TestParseTypes: only the types asked for, in file order; a malformed
+// line is an error even when its type would not be kept.
+func TestParseTypes(t *testing.T) {
+	text := "22 1 0:21 / /tmp rw - tmpfs tmpfs rw\n" +
+		"31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n" +
+		"32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n" +
+		"33 25 0:29 / /sys/fs/cgroupx rw - cgroupx none rw\n"
+	ms, err := ParseTypes(text, "cgroup", "cgroup2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var points []string
+	for _, m := range ms {
+		points = append(points, m.Point)
+	}
+	if want := []string{"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/unified"}; !slices.Equal(points, want) {
+		t.Errorf("ParseTypes kept %v, want %v", points, want)
+	}
+	if all, err := ParseTypes(text); err != nil || len(all) != 4 {
+		t.Errorf("ParseTypes with no type: %d mounts (%v), want all 4", len(all), err)
+	}
+	if _, err := ParseTypes(text+"34 25 0:30 / /x rw no separator\n", "cgroup"); err == nil || !strings.Contains(err.Error(), "no separator") {
+		t.Errorf("malformed line among skipped types: %v, want an error naming it", err)
+	}
+}
